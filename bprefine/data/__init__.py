@@ -1,0 +1,1 @@
+"""Readers and writers: images, PNG masks, COCO instance results."""

@@ -1,0 +1,131 @@
+"""Reading images and binary masks robustly, and writing outputs atomically."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from PIL import Image
+
+MAX_PIXELS = 400_000_000  # about 20000 x 20000; larger images are refused with a clear error
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+Image.MAX_IMAGE_PIXELS = None  # we apply our own limit, with a message that names the file
+
+
+def _open(path: Path) -> Image.Image:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            im = Image.open(path)
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise ValueError(f"{path}: image of {w}x{h} pixels exceeds the limit of {MAX_PIXELS} pixels")
+            im.load()
+    except ValueError:
+        raise
+    except (OSError, SyntaxError, Image.DecompressionBombError) as err:
+        raise ValueError(f"{path}: cannot read image ({err})") from None
+    return im
+
+
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == bool:
+        return arr.astype(np.uint8) * 255
+    if np.issubdtype(arr.dtype, np.floating):
+        top = 1.0 if arr.max(initial=0) <= 1.0 else 255.0
+        return np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    top = 65535 if arr.max(initial=0) > 255 else 255
+    return (arr.astype(np.float64) * (255.0 / top) + 0.5).astype(np.uint8)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file as H x W x 3 uint8 RGB; grayscale, RGBA, palette and 16-bit images are converted."""
+    path = Path(path)
+    im = _open(path)
+    if im.mode in ("RGB", "L", "RGBA", "P", "LA", "CMYK", "YCbCr", "1"):
+        return np.asarray(im.convert("RGB"))
+    arr = np.asarray(im)  # 16/32-bit integer or float grey
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    return np.ascontiguousarray(_to_uint8(arr[..., :3]))
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """A binary mask PNG as H x W bool: 0/255, 0/1 and 1-bit masks are accepted (> half range is on)."""
+    path = Path(path)
+    im = _open(path)
+    if im.mode == "1":
+        return np.asarray(im).astype(bool)
+    if im.mode in ("RGB", "RGBA", "P", "LA"):
+        im = im.convert("L")
+    arr = np.asarray(im)
+    if arr.ndim != 2:
+        raise ValueError(f"{path}: expected a single-channel mask, got shape {arr.shape}")
+    top = arr.max(initial=0)
+    return arr > 0 if top <= 1 else arr >= (128 if top <= 255 else 32768)
+
+
+def read_label_map(path: str | Path) -> np.ndarray:
+    """An integer label or instance-id PNG as H x W int64 (uint8 or uint16 files)."""
+    path = Path(path)
+    arr = np.asarray(_open(path))
+    if arr.ndim != 2:
+        raise ValueError(f"{path}: expected a single-channel label map, got shape {arr.shape}")
+    return arr.astype(np.int64)
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: directory not found")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def write_mask(path: str | Path, mask: np.ndarray) -> None:
+    """Write a bool mask as an 8-bit 0/255 PNG, atomically (temporary name, then rename)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(mask.astype(np.uint8) * 255).save(tmp, format="PNG")
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` that replaces ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+@contextmanager
+def staged_dir(out_dir: str | Path) -> Iterator[Path]:
+    """A staging folder inside ``out_dir`` whose files move into ``out_dir`` only if the block succeeds."""
+    out = Path(out_dir)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".bprefine-staging-", dir=out))
+    try:
+        yield stage
+        for f in sorted(stage.iterdir()):
+            os.replace(f, out / f.name)
+    except BaseException:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)

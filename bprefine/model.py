@@ -1,0 +1,130 @@
+"""Model files: safetensors weights plus a JSON config. Nothing is ever unpickled."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from bprefine.nets import PRESETS, RefineNet, build_net
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+INPUT_SIZES = (64, 128, 256, 512)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a network and feed it patches the way it was trained."""
+
+    preset: str = "mobilenet_v2"
+    input_size: int = 128  # patches are resized to input_size x input_size
+    patch_size: int = 64  # side of the boundary boxes, in image pixels
+    padding: int = 0  # context added around each box (not pasted back)
+    use_mask: bool = True
+    image_mean: tuple[float, float, float] = IMAGENET_MEAN
+    image_std: tuple[float, float, float] = IMAGENET_STD
+    mask_mean: float = 0.5
+    mask_std: float = 0.5
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown network preset {self.preset!r}; choose one of {sorted(PRESETS)}")
+        if self.input_size not in INPUT_SIZES:
+            raise ValueError(f"input_size must be one of {INPUT_SIZES}, got {self.input_size}")
+        if self.patch_size < 4 or self.padding < 0:
+            raise ValueError(f"bad patch_size/padding: {self.patch_size}/{self.padding}")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ModelConfig":
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for key in ("image_mean", "image_std"):
+            if key in known:
+                known[key] = tuple(known[key])
+        return cls(**known)
+
+
+@dataclass
+class RefinementModel:
+    """A network together with the config it was trained under."""
+
+    config: ModelConfig
+    net: torch.nn.Module
+
+    @classmethod
+    def untrained(cls, config: ModelConfig) -> "RefinementModel":
+        return cls(config, build_net(config.preset, use_mask=config.use_mask))
+
+
+def _paths(path: str | Path) -> tuple[Path, Path]:
+    p = Path(path)
+    stem = p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
+    return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model(model: RefinementModel, path: str | Path) -> Path:
+    """Write ``<stem>.safetensors`` and ``<stem>.json``; returns the weights path."""
+    weights, config = _paths(path)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
+    _atomic_write(weights, lambda tmp: save_file(state, tmp))
+    text = json.dumps(model.config.to_json(), indent=2)
+    _atomic_write(config, lambda tmp: Path(tmp).write_text(text + "\n"))
+    return weights
+
+
+def bundled_models() -> list[str]:
+    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors"))
+
+
+def load_model(name_or_path: str | Path = "default", *, device: str | torch.device = "cpu") -> RefinementModel:
+    """Load a bundled model by name (``"default"``) or a model file (``.safetensors`` beside ``.json``)."""
+    if isinstance(name_or_path, str) and name_or_path in bundled_models():
+        weights, config_path = _paths(WEIGHTS_DIR / name_or_path)
+    elif isinstance(name_or_path, str) and name_or_path == "default":
+        raise FileNotFoundError(f"no bundled default model in {WEIGHTS_DIR}; pass a model file instead")
+    else:
+        weights, config_path = _paths(name_or_path)
+    for p in (weights, config_path):
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: model file not found")
+    try:
+        config = ModelConfig.from_json(json.loads(config_path.read_text()))
+    except (json.JSONDecodeError, TypeError, AttributeError) as err:
+        raise ValueError(f"{config_path}: not a valid model config ({err})") from None
+    net = build_net(config.preset, use_mask=config.use_mask)
+    try:
+        state = load_file(str(weights))
+        net.load_state_dict(state)
+    except (SafetensorError, RuntimeError, OSError) as err:
+        first = str(err).strip().splitlines()[0]
+        raise ValueError(f"{weights}: weights do not match preset {config.preset!r} ({first})") from None
+    return RefinementModel(config, net.to(device).eval())
+
+
+def with_overrides(config: ModelConfig, **changes: Any) -> ModelConfig:
+    """A copy of ``config`` with the non-None ``changes`` applied."""
+    return replace(config, **{k: v for k, v in changes.items() if v is not None})

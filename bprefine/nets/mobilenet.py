@@ -1,0 +1,97 @@
+"""A light CPU-first refinement net: MobileNetV2 encoder (to stride 16) with a U-shaped head.
+
+The encoder's module names match torchvision's ``mobilenet_v2().features`` so that its ImageNet
+weights load by name (``load_imagenet_mobilenet_v2``). The head fuses strides 16, 8, 4 and 2 and
+predicts at stride 2, which is the patch's native resolution at the default 2x upsampling
+(64-pixel patch, 128-pixel input).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bprefine.nets.common import RefineNet, conv_bn_relu, upsample_to
+
+# (expansion t, channels c, repeats n, stride s) of MobileNetV2 up to stride 16.
+_SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1)]
+_TAPS = {1: "s2", 3: "s4", 6: "s8", 13: "s16"}  # feature index -> stride it ends
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, cin: int, cout: int, *, stride: int, expand: int) -> None:
+        super().__init__()
+        hidden = cin * expand
+        layers: list[nn.Module] = []
+        if expand != 1:
+            layers.append(conv_bn_relu(cin, hidden, kernel=1, relu6=True))
+        layers += [
+            conv_bn_relu(hidden, hidden, stride=stride, groups=hidden, relu6=True),
+            nn.Conv2d(hidden, cout, 1, bias=False),
+            nn.BatchNorm2d(cout),
+        ]
+        self.conv = nn.Sequential(*layers)
+        self.use_res = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x) if self.use_res else self.conv(x)
+
+
+def _encoder(in_channels: int) -> nn.Sequential:
+    blocks: list[nn.Module] = [conv_bn_relu(in_channels, 32, stride=2, relu6=True)]
+    cin = 32
+    for t, c, n, s in _SETTINGS:
+        for i in range(n):
+            blocks.append(InvertedResidual(cin, c, stride=s if i == 0 else 1, expand=t))
+            cin = c
+    return nn.Sequential(*blocks)
+
+
+class MobileNetV2Refiner(RefineNet):
+    def __init__(self, *, use_mask: bool = True) -> None:
+        super().__init__(use_mask=use_mask)
+        self.features = _encoder(self.in_channels)
+        self.lat16 = conv_bn_relu(96, 64, kernel=1)
+        self.fuse8 = conv_bn_relu(64 + 32, 48)
+        self.fuse4 = conv_bn_relu(48 + 24, 32)
+        self.fuse2 = conv_bn_relu(32 + 16, 24)
+        self.classifier = nn.Conv2d(24, 1, 1)
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = self.stack_inputs(image, mask)
+        taps: dict[str, torch.Tensor] = {}
+        for i, block in enumerate(self.features):
+            x = block(x)
+            if i in _TAPS:
+                taps[_TAPS[i]] = x
+        y = self.lat16(taps["s16"])
+        for fuse, key in ((self.fuse8, "s8"), (self.fuse4, "s4"), (self.fuse2, "s2")):
+            skip = taps[key]
+            y = fuse(torch.cat([upsample_to(y, skip.shape[-2:]), skip], dim=1))
+        return upsample_to(self.classifier(y), image.shape[-2:])
+
+
+def mobilenet_v2(*, use_mask: bool = True) -> MobileNetV2Refiner:
+    return MobileNetV2Refiner(use_mask=use_mask)
+
+
+def load_imagenet_mobilenet_v2(net: MobileNetV2Refiner, state: dict[str, torch.Tensor]) -> int:
+    """Copy torchvision ImageNet MobileNetV2 weights into the encoder; returns tensors copied.
+
+    The first convolution's RGB filters are copied; the extra mask filter keeps a small random init.
+    """
+    own = net.state_dict()
+    copied = 0
+    with torch.no_grad():
+        for key, value in state.items():
+            if key not in own:
+                continue
+            target = own[key]
+            if key == "features.0.0.weight" and target.shape[1] != value.shape[1]:
+                target[:, :3] = value
+            elif target.shape == value.shape:
+                target.copy_(value)
+            else:
+                continue
+            copied += 1
+    return copied

@@ -1,0 +1,257 @@
+"""Boundary-patch geometry in numpy: boundary maps, box proposals, NMS, cropping and reassembly.
+
+Conventions used throughout:
+- ``image``: H x W x 3 uint8 RGB; ``mask``: H x W bool; ``masks``: N x H x W bool.
+- ``boxes_xyxy``: K x 4 int64, half-open pixel boxes ``[x0, y0, x1, y1)``, so a box covers columns
+  ``x0 .. x1 - 1``. Boxes produced here always lie inside the image when the image is at least as
+  large as the patch; when it is smaller, the box starts at 0 and the missing part is padded at crop time.
+- ``points_xy``: K x 2 int64 pixel coordinates ``(x, y)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+_KERNEL_3x3 = np.ones((3, 3), np.uint8)
+
+
+def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Tight half-open box ``(x0, y0, x1, y1)`` of a bool mask, or None when the mask is empty."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def boundary_map(mask: np.ndarray) -> np.ndarray:
+    """Pixels on both sides of the contour: ``dilate(mask) & ~erode(mask)`` with a 3x3 kernel.
+
+    The image border is not a contour: a mask touching the border has no boundary there.
+    """
+    m = mask.astype(np.uint8)
+    inner = cv2.erode(m, _KERNEL_3x3, borderType=cv2.BORDER_REPLICATE)
+    outer = cv2.dilate(m, _KERNEL_3x3, borderType=cv2.BORDER_REPLICATE)
+    return outer > inner
+
+
+def boundary_points(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Boundary pixels of ``mask`` and their scores, computed inside the mask's bounding box.
+
+    Returns ``points_xy`` (K x 2 int64) and ``scores`` (K float32): how mixed the 3x3 neighbourhood
+    of each pixel is, ``1 - |2f - 1|`` with ``f`` the foreground fraction (1 = evenly mixed).
+    """
+    box = mask_bbox(mask)
+    if box is None:
+        return np.zeros((0, 2), np.int64), np.zeros((0,), np.float32)
+    h, w = mask.shape
+    x0, y0 = max(box[0] - 1, 0), max(box[1] - 1, 0)
+    x1, y1 = min(box[2] + 1, w), min(box[3] + 1, h)
+    crop = mask[y0:y1, x0:x1]
+    ys, xs = np.nonzero(boundary_map(crop))
+    frac = cv2.blur(crop.astype(np.float32), (3, 3), borderType=cv2.BORDER_REPLICATE)[ys, xs]
+    scores = (1.0 - np.abs(2.0 * frac - 1.0)).astype(np.float32)
+    points = np.stack([xs + x0, ys + y0], axis=1).astype(np.int64)
+    return points, scores
+
+
+def boxes_around(points_xy: np.ndarray, *, patch_size: int, image_hw: tuple[int, int]) -> np.ndarray:
+    """Square boxes of side ``patch_size`` centred on each point and moved inside the image.
+
+    The start is clamped to ``[0, W - patch_size]``, so a box at the right edge ends exactly at ``W``
+    (the last column is covered) and every point stays inside its own box.
+    """
+    h, w = image_hw
+    half = patch_size // 2
+    x0 = np.clip(points_xy[:, 0] - half, 0, max(w - patch_size, 0))
+    y0 = np.clip(points_xy[:, 1] - half, 0, max(h - patch_size, 0))
+    return np.stack([x0, y0, x0 + patch_size, y0 + patch_size], axis=1).astype(np.int64)
+
+
+def box_iou(box: np.ndarray, boxes_xyxy: np.ndarray) -> np.ndarray:
+    """IoU of one box against K boxes (half-open integer boxes)."""
+    iw = np.minimum(box[2], boxes_xyxy[:, 2]) - np.maximum(box[0], boxes_xyxy[:, 0])
+    ih = np.minimum(box[3], boxes_xyxy[:, 3]) - np.maximum(box[1], boxes_xyxy[:, 1])
+    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes_xyxy[:, 2] - boxes_xyxy[:, 0]) * (boxes_xyxy[:, 3] - boxes_xyxy[:, 1])
+    return inter / np.maximum(area + areas - inter, 1e-9)
+
+
+def nms(boxes_xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Greedy NMS: indices of kept boxes, highest score first.
+
+    A box is dropped when its IoU with an already kept box is greater than ``iou_threshold``.
+    Ties in score keep the input order (stable sort), so the result is deterministic.
+    """
+    order = np.argsort(-scores, kind="stable")
+    keep: list[int] = []
+    while order.size:
+        i = int(order[0])
+        keep.append(i)
+        rest = order[1:]
+        order = rest[box_iou(boxes_xyxy[i], boxes_xyxy[rest]) <= iou_threshold]
+    return np.asarray(keep, np.int64)
+
+
+def _points_in_box(points_xy: np.ndarray, box: np.ndarray) -> np.ndarray:
+    x, y = points_xy[:, 0], points_xy[:, 1]
+    return (x >= box[0]) & (x < box[2]) & (y >= box[1]) & (y < box[3])
+
+
+def _cover_missed(
+    points_xy: np.ndarray, scores: np.ndarray, boxes_xyxy: np.ndarray, keep: np.ndarray
+) -> np.ndarray:
+    """Add boxes (best score first) until every point lies in a kept box.
+
+    NMS at low thresholds can suppress a box whose centre lies outside the box that suppressed it;
+    without this step those boundary pixels would never be refined.
+    """
+    covered = np.zeros(len(points_xy), bool)
+    for i in keep:
+        covered |= _points_in_box(points_xy, boxes_xyxy[i])
+    missed = np.flatnonzero(~covered)
+    missed = missed[np.argsort(-scores[missed], kind="stable")]
+    extra: list[int] = []
+    while missed.size:
+        i = int(missed[0])
+        extra.append(i)
+        missed = missed[~_points_in_box(points_xy[missed], boxes_xyxy[i])]
+    return np.concatenate([keep, np.asarray(extra, np.int64)])
+
+
+def propose_boxes(
+    mask: np.ndarray, *, patch_size: int = 64, iou_threshold: float = 0.55
+) -> np.ndarray:
+    """Dense boundary boxes for one mask, thinned by NMS: the paper's "dense sampling + NMS".
+
+    Every boundary pixel lies in at least one returned box. Returns K x 4 int64 ``boxes_xyxy``.
+    """
+    points, scores = boundary_points(mask)
+    if len(points) == 0:
+        return np.zeros((0, 4), np.int64)
+    boxes = boxes_around(points, patch_size=patch_size, image_hw=mask.shape)
+    keep = nms(boxes, scores, iou_threshold)
+    keep = _cover_missed(points, scores, boxes, keep)
+    return boxes[keep]
+
+
+def grid_boxes(mask: np.ndarray, *, patch_size: int = 64) -> np.ndarray:
+    """Cells of a fixed grid that contain boundary pixels (the paper's "pre-defined grid" scheme).
+
+    The last row and column of cells are shifted inside the image so that no cell leaves it.
+    """
+    points, _ = boundary_points(mask)
+    if len(points) == 0:
+        return np.zeros((0, 4), np.int64)
+    h, w = mask.shape
+    cells = np.unique(points // patch_size, axis=0) * patch_size
+    x0 = np.minimum(cells[:, 0], max(w - patch_size, 0))
+    y0 = np.minimum(cells[:, 1], max(h - patch_size, 0))
+    return np.stack([x0, y0, x0 + patch_size, y0 + patch_size], axis=1).astype(np.int64)
+
+
+def instance_box(mask: np.ndarray, *, context: float = 0.1) -> np.ndarray:
+    """The whole-instance patch: the mask's bounding box enlarged by ``context`` of its size."""
+    box = mask_bbox(mask)
+    if box is None:
+        return np.zeros((0, 4), np.int64)
+    h, w = mask.shape
+    x0, y0, x1, y1 = box
+    mx, my = int(round((x1 - x0) * context)), int(round((y1 - y0) * context))
+    out = [max(x0 - mx, 0), max(y0 - my, 0), min(x1 + mx, w), min(y1 + my, h)]
+    return np.asarray([out], np.int64)
+
+
+SCHEMES = ("dense", "grid", "instance")
+
+
+def extract_boxes(
+    mask: np.ndarray, *, scheme: str = "dense", patch_size: int = 64, iou_threshold: float = 0.55
+) -> np.ndarray:
+    """Boxes to refine for one mask under an extraction ``scheme`` (see ``SCHEMES``)."""
+    if scheme == "dense":
+        return propose_boxes(mask, patch_size=patch_size, iou_threshold=iou_threshold)
+    if scheme == "grid":
+        return grid_boxes(mask, patch_size=patch_size)
+    if scheme == "instance":
+        return instance_box(mask)
+    raise ValueError(f"unknown patch scheme {scheme!r}; choose one of {SCHEMES}")
+
+
+def _slice_padded(array: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    """``array[y0:y1, x0:x1]`` where out-of-image parts repeat the nearest edge pixel."""
+    h, w = array.shape[:2]
+    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    part = array[cy0:cy1, cx0:cx1]
+    if (cx0, cy0, cx1, cy1) == (x0, y0, x1, y1):
+        return part
+    pad = [(cy0 - y0, y1 - cy1), (cx0 - x0, x1 - cx1)] + [(0, 0)] * (array.ndim - 2)
+    return np.pad(part, pad, mode="edge")
+
+
+def crop_patches(
+    image: np.ndarray, mask: np.ndarray, boxes_xyxy: np.ndarray, *, padding: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Native-resolution crops of equal-sized boxes, each enlarged by ``padding`` for context.
+
+    Returns image patches (K, h, w, 3) uint8 and mask patches (K, h, w) uint8 in {0, 1}, with
+    ``h = y1 - y0 + 2 * padding``. Parts outside the image repeat the edge pixels.
+    """
+    sizes = np.unique(boxes_xyxy[:, 2:] - boxes_xyxy[:, :2], axis=0)
+    assert len(sizes) <= 1, "crop_patches needs boxes of one size"
+    imgs, msks = [], []
+    for x0, y0, x1, y1 in boxes_xyxy.tolist():
+        b = (x0 - padding, y0 - padding, x1 + padding, y1 + padding)
+        imgs.append(_slice_padded(image, *b))
+        msks.append(_slice_padded(mask, *b))
+    if not imgs:
+        side = 2 * padding
+        return np.zeros((0, side, side, 3), np.uint8), np.zeros((0, side, side), np.uint8)
+    return np.stack(imgs), np.stack(msks).astype(np.uint8)
+
+
+@dataclass
+class PatchAccumulator:
+    """Per-pixel sum and count of patch logits in a buffer local to one instance's patches.
+
+    The buffer spans the union of the instance's boxes (clipped to the image), never the whole image.
+    """
+
+    origin_xy: tuple[int, int]
+    logit_sum: np.ndarray  # (h, w) float32
+    count: np.ndarray  # (h, w) uint16
+
+    @classmethod
+    def for_boxes(cls, boxes_xyxy: np.ndarray, image_hw: tuple[int, int]) -> "PatchAccumulator":
+        h, w = image_hw
+        x0, y0 = max(int(boxes_xyxy[:, 0].min()), 0), max(int(boxes_xyxy[:, 1].min()), 0)
+        x1, y1 = min(int(boxes_xyxy[:, 2].max()), w), min(int(boxes_xyxy[:, 3].max()), h)
+        shape = (y1 - y0, x1 - x0)
+        return cls((x0, y0), np.zeros(shape, np.float32), np.zeros(shape, np.uint16))
+
+    def add(self, box_xyxy: np.ndarray, logits: np.ndarray) -> None:
+        """Add one patch's logits, shaped like ``box_xyxy`` (its part outside the buffer is dropped)."""
+        ox, oy = self.origin_xy
+        bh, bw = self.logit_sum.shape
+        x0, y0, x1, y1 = (int(v) for v in box_xyxy)
+        cx0, cy0 = max(x0 - ox, 0), max(y0 - oy, 0)
+        cx1, cy1 = min(x1 - ox, bw), min(y1 - oy, bh)
+        if cx1 <= cx0 or cy1 <= cy0:
+            return
+        part = logits[cy0 - (y0 - oy) : cy1 - (y0 - oy), cx0 - (x0 - ox) : cx1 - (x0 - ox)]
+        self.logit_sum[cy0:cy1, cx0:cx1] += part
+        self.count[cy0:cy1, cx0:cx1] += 1
+
+    def apply(self, coarse: np.ndarray) -> np.ndarray:
+        """The refined mask: mean logit > 0 (probability > 0.5) where covered, ``coarse`` elsewhere."""
+        out = coarse.copy()
+        ox, oy = self.origin_xy
+        h, w = self.count.shape
+        covered = self.count > 0
+        region = out[oy : oy + h, ox : ox + w]
+        region[covered] = self.logit_sum[covered] > 0
+        return out

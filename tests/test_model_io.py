@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from bprefine import ModelConfig, RefinementModel, load_model, save_model
+
+
+def test_save_load_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = RefinementModel.untrained(ModelConfig(preset="mobilenet_v2", input_size=64, provenance={"a": 1}))
+    model.net.eval()
+    path = save_model(model, tmp_path / "m")
+    assert path.name == "m.safetensors" and (tmp_path / "m.json").is_file()
+    loaded = load_model(tmp_path / "m.safetensors")
+    assert loaded.config == model.config
+    x, m = torch.randn(2, 3, 64, 64), torch.randn(2, 1, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model.net(x, m), loaded.net(x, m))
+    assert load_model(tmp_path / "m.json").config.provenance == {"a": 1}
+
+
+def test_missing_and_corrupt_model_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothere.safetensors"):
+        load_model(tmp_path / "nothere")
+    save_model(RefinementModel.untrained(ModelConfig()), tmp_path / "m")
+    (tmp_path / "m.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="m.safetensors"):
+        load_model(tmp_path / "m")
+    save_model(RefinementModel.untrained(ModelConfig()), tmp_path / "m")
+    cfg = json.loads((tmp_path / "m.json").read_text())
+    (tmp_path / "m.json").write_text(json.dumps(cfg | {"preset": "fcn_resnet18"}))
+    with pytest.raises(ValueError, match="do not match preset 'fcn_resnet18'"):
+        load_model(tmp_path / "m")
+    (tmp_path / "m.json").write_text("{not json")
+    with pytest.raises(ValueError, match="m.json"):
+        load_model(tmp_path / "m")
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="input_size"):
+        ModelConfig(input_size=100)
+    assert ModelConfig.from_json(ModelConfig().to_json()) == ModelConfig()
+    assert np.allclose(ModelConfig().image_mean, (0.485, 0.456, 0.406))

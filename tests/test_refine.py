@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bprefine import Refiner
+from bprefine.patches import boundary_map
+from tests.conftest import ConstantNet, IdentityNet, model_with, random_blobs
+
+
+def _image(rng, h, w):
+    return rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+
+
+# Exact when the network input is at least as large as the (padded) crop: resizing up and back down
+# never flips the sign of a +-1 mask. A smaller input (64 for a 74-pixel padded crop) loses detail.
+@pytest.mark.parametrize("input_size,padding", [(64, 0), (128, 0), (128, 5), (256, 0), (256, 10)])
+@pytest.mark.parametrize("nms", [0.25, 0.55])
+def test_identity_network_returns_coarse_masks_exactly(rng, input_size, padding, nms):
+    masks = random_blobs(rng, 150, 190, 5)  # overlapping instances
+    refiner = Refiner(model_with(IdentityNet(), input_size=input_size, padding=padding), nms_threshold=nms,
+                      batch_size=7)
+    out = refiner.refine_instances(_image(rng, 150, 190), masks)
+    assert out.dtype == bool and out.shape == masks.shape
+    assert np.array_equal(out, masks)
+
+
+def test_identity_with_grid_scheme(rng):
+    masks = random_blobs(rng, 100, 130, 3)
+    refiner = Refiner(model_with(IdentityNet()), scheme="grid", patch_size=32)
+    assert np.array_equal(refiner.refine_instances(_image(rng, 100, 130), masks), masks)
+
+
+@pytest.mark.parametrize("hw", [(20, 30), (1, 1), (64, 5), (70, 40)])
+def test_images_smaller_than_a_patch(rng, hw):
+    mask = np.zeros(hw, bool)
+    mask[: max(hw[0] // 2, 1), : max(hw[1] // 2, 1)] = True
+    if hw == (1, 1):
+        mask[:] = True
+    out = Refiner(model_with(IdentityNet())).refine(_image(rng, *hw), mask)
+    assert np.array_equal(out, mask)
+
+
+def test_all_foreground_network_grows_only_inside_patches(rng):
+    masks = random_blobs(rng, 160, 200, 3)
+    refiner = Refiner(model_with(ConstantNet(10.0)), nms_threshold=0.25, patch_size=32)
+    out = refiner.refine_instances(_image(rng, 160, 200), masks)
+    for coarse, refined in zip(masks, out):
+        covered = np.zeros(coarse.shape, bool)
+        for x0, y0, x1, y1 in refiner.boxes_for(coarse):
+            covered[y0:y1, x0:x1] = True
+        assert np.array_equal(refined, coarse | covered)
+        assert (refined & ~coarse).any()
+
+
+def test_all_background_network_clears_only_boundary_patches(rng):
+    mask = np.zeros((300, 300), bool)
+    mask[50:250, 50:250] = True
+    out = Refiner(model_with(ConstantNet(-10.0)), patch_size=32).refine(_image(rng, 300, 300), mask)
+    assert out[150, 150]  # the interior is far from every boundary patch and stays
+    assert not (out & boundary_map(mask)).any()
+
+
+def test_empty_and_one_pixel_masks(rng):
+    image = _image(rng, 50, 60)
+    masks = np.zeros((2, 50, 60), bool)
+    masks[1, 20, 30] = True
+    refiner = Refiner(model_with(IdentityNet()))
+    assert np.array_equal(refiner.refine_instances(image, masks), masks)
+    grown = Refiner(model_with(ConstantNet(5.0)), patch_size=8).refine_instances(image, masks)
+    assert not grown[0].any()  # an empty mask passes through unchanged
+    assert grown[1, 16:24, 26:34].all() and grown[1].sum() > 64
+
+
+def test_no_instances(rng):
+    out = Refiner(model_with(IdentityNet())).refine_instances(_image(rng, 10, 10), np.zeros((0, 10, 10), bool))
+    assert out.shape == (0, 10, 10)
+
+
+def test_refine_accepts_0_255_masks(rng):
+    mask = np.zeros((80, 80), np.uint8)
+    mask[20:60, 10:50] = 255
+    out = Refiner(model_with(IdentityNet())).refine(_image(rng, 80, 80), mask)
+    assert np.array_equal(out, mask > 0)
+
+
+def test_batch_across_images_equals_one_by_one(rng):
+    from bprefine.model import ModelConfig, RefinementModel
+
+    model = RefinementModel.untrained(ModelConfig(input_size=64)).net.eval()
+    refiner = Refiner(model_with(model, input_size=64), batch_size=5)
+    images = [_image(rng, 90, 120), _image(rng, 70, 70)]
+    masks = [random_blobs(rng, 90, 120, 2), random_blobs(rng, 70, 70, 1)]
+    together = refiner.refine_batch(images, masks)
+    for image, m, t in zip(images, masks, together):
+        assert np.array_equal(refiner.refine_instances(image, m), t)
+
+
+def test_bad_shapes_raise_value_error(rng):
+    refiner = Refiner(model_with(IdentityNet()))
+    with pytest.raises(ValueError, match="matching the image"):
+        refiner.refine_instances(_image(rng, 10, 10), np.zeros((1, 10, 11), bool))
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        refiner.refine(np.zeros((10, 10), np.uint8), np.zeros((10, 10), bool))
+    with pytest.raises(ValueError, match="scheme"):
+        Refiner(model_with(IdentityNet()), scheme="sliding")
