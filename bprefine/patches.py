@@ -97,6 +97,28 @@ def nms(boxes_xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.
     return np.asarray(keep, np.int64)
 
 
+def nms_squares(boxes_xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """``nms`` for boxes that are all squares of one side, in integer arithmetic (same result).
+
+    For two p x p squares offset by (dx, dy), ``inter = max(p-|dx|, 0) * max(p-|dy|, 0)`` and
+    ``IoU > t  <=>  inter * (1 + t) > 2 t p^2``.
+    """
+    order = np.argsort(-scores, kind="stable")
+    side = int(boxes_xyxy[0, 2] - boxes_xyxy[0, 0]) if len(boxes_xyxy) else 0
+    x0 = boxes_xyxy[order, 0].astype(np.int64)
+    y0 = boxes_xyxy[order, 1].astype(np.int64)
+    limit = 2.0 * iou_threshold * side * side / (1.0 + iou_threshold)
+    keep: list[int] = []
+    alive = np.arange(len(order))
+    while alive.size:
+        i = alive[0]
+        keep.append(int(order[i]))
+        rest = alive[1:]
+        ov = np.maximum(side - np.abs(x0[rest] - x0[i]), 0) * np.maximum(side - np.abs(y0[rest] - y0[i]), 0)
+        alive = rest[ov <= limit]
+    return np.asarray(keep, np.int64)
+
+
 def _points_in_box(points_xy: np.ndarray, box: np.ndarray) -> np.ndarray:
     x, y = points_xy[:, 0], points_xy[:, 1]
     return (x >= box[0]) & (x < box[2]) & (y >= box[1]) & (y < box[3])
@@ -110,10 +132,12 @@ def _cover_missed(
     NMS at low thresholds can suppress a box whose centre lies outside the box that suppressed it;
     without this step those boundary pixels would never be refined.
     """
-    covered = np.zeros(len(points_xy), bool)
-    for i in keep:
-        covered |= _points_in_box(points_xy, boxes_xyxy[i])
-    missed = np.flatnonzero(~covered)
+    ox, oy = points_xy.min(axis=0)
+    ex, ey = points_xy.max(axis=0) + 1
+    covered_map = np.zeros((ey - oy, ex - ox), bool)  # local to the points' extent
+    for x0, y0, x1, y1 in boxes_xyxy[keep].tolist():
+        covered_map[max(y0 - oy, 0) : max(y1 - oy, 0), max(x0 - ox, 0) : max(x1 - ox, 0)] = True
+    missed = np.flatnonzero(~covered_map[points_xy[:, 1] - oy, points_xy[:, 0] - ox])
     missed = missed[np.argsort(-scores[missed], kind="stable")]
     extra: list[int] = []
     while missed.size:
@@ -134,7 +158,7 @@ def propose_boxes(
     if len(points) == 0:
         return np.zeros((0, 4), np.int64)
     boxes = boxes_around(points, patch_size=patch_size, image_hw=mask.shape)
-    keep = nms(boxes, scores, iou_threshold)
+    keep = nms_squares(boxes, scores, iou_threshold)
     keep = _cover_missed(points, scores, boxes, keep)
     return boxes[keep]
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -21,16 +22,26 @@ def patches_to_tensors(
     """Resize native crops to the network input and normalise them (shared by training and inference).
 
     ``image_patches`` (K, h, w, 3) uint8 and ``mask_patches`` (K, h, w) in {0, 1} become
-    (K, 3, S, S) and (K, 1, S, S) float32 tensors, resized bilinearly.
+    (K, 3, S, S) and (K, 1, S, S) float32 tensors, resized bilinearly. Bilinear weights sum to one,
+    so normalising before resizing gives the same values on 4x fewer pixels.
     """
-    size = (config.input_size, config.input_size)
-    img = torch.from_numpy(np.ascontiguousarray(image_patches)).permute(0, 3, 1, 2).float()
-    msk = torch.from_numpy(np.ascontiguousarray(mask_patches)).unsqueeze(1).float()
-    img = F.interpolate(img, size=size, mode="bilinear", align_corners=False) / 255.0
-    msk = F.interpolate(msk, size=size, mode="bilinear", align_corners=False)
-    mean = torch.tensor(config.image_mean).view(1, 3, 1, 1)
-    std = torch.tensor(config.image_std).view(1, 3, 1, 1)
-    return (img - mean) / std, (msk - config.mask_mean) / config.mask_std
+    k, h, w = mask_patches.shape
+    std = np.asarray(config.image_std, np.float32)
+    scale = np.append(1.0 / (255.0 * std), 1.0 / config.mask_std).astype(np.float32)
+    shift = np.append(np.asarray(config.image_mean, np.float32) / std, config.mask_mean / config.mask_std)
+    both = np.empty((k, h, w, 4), np.float32)
+    both[..., :3] = image_patches
+    both[..., 3] = mask_patches
+    both *= scale
+    both -= shift.astype(np.float32)
+    s = config.input_size
+    if (h, w) != (s, s):  # cv2 matches torch's align_corners=False bilinear and is ~8x faster here
+        resized = np.empty((k, s, s, 4), np.float32)
+        for src, dst in zip(both, resized):
+            cv2.resize(src, (s, s), dst=dst, interpolation=cv2.INTER_LINEAR)
+        both = resized
+    t = torch.from_numpy(both).permute(0, 3, 1, 2)  # (K, 4, S, S) view of channels-last memory
+    return t[:, :3], t[:, 3:]
 
 
 def logits_to_patches(logits: torch.Tensor, *, box_hw: tuple[int, int], padding: int) -> np.ndarray:
@@ -151,17 +162,28 @@ class Refiner:
             total = -(-len(patches) // self.batch_size)
             batches = tqdm(batches, total=total, desc="patches", unit="batch", leave=False)
         for batch in batches:
-            imgs, msks = [], []
-            for p in batch:
-                i, mask = jobs[p.job]
-                ci, cm = crop_patches(images[i], mask, p.box[None], padding=self.padding)
-                imgs.append(ci[0])
-                msks.append(cm[0])
-            x, m = patches_to_tensors(np.stack(imgs), np.stack(msks), config=self.config)
+            imgs, msks = self._crop(images, jobs, batch)
+            x, m = patches_to_tensors(imgs, msks, config=self.config)
             logits = self.model.net(x.to(self.device), m.to(self.device))
             out = logits_to_patches(logits, box_hw=_hw(batch[0].box), padding=self.padding)
             for p, patch_logits in zip(batch, out):
                 accs[p.job].add(p.box, patch_logits)
+
+    def _crop(self, images, jobs, batch: list[_Patch]) -> tuple[np.ndarray, np.ndarray]:
+        """Crops of a batch in batch order, cut one job (image, mask) at a time."""
+        imgs, msks = [], []
+        start = 0
+        while start < len(batch):
+            end = start
+            while end < len(batch) and batch[end].job == batch[start].job:
+                end += 1
+            i, mask = jobs[batch[start].job]
+            boxes = np.stack([p.box for p in batch[start:end]])
+            ci, cm = crop_patches(images[i], mask, boxes, padding=self.padding)
+            imgs.append(ci)
+            msks.append(cm)
+            start = end
+        return np.concatenate(imgs), np.concatenate(msks)
 
 
 def _hw(box: np.ndarray) -> tuple[int, int]:

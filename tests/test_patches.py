@@ -16,6 +16,7 @@ from bprefine.patches import (
     grid_boxes,
     instance_box,
     nms,
+    nms_squares,
     propose_boxes,
 )
 from tests.conftest import random_blobs
@@ -83,6 +84,17 @@ def test_nms_equals_brute_force_reference(seed: int, n: int, thr: float):
     boxes = np.concatenate([xy, xy + wh], axis=1)
     scores = rng.integers(0, 5, size=n).astype(np.float32)  # many ties
     assert nms(boxes, scores, thr).tolist() == _brute_force_nms(boxes, scores, thr)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 80), side=st.integers(1, 40),
+       thr=st.sampled_from([0.0, 0.1, 0.25, 1 / 3, 0.55, 0.9]))
+def test_square_nms_equals_generic_nms(seed: int, n: int, side: int, thr: float):
+    rng = np.random.default_rng(seed)
+    xy = rng.integers(0, 60, size=(n, 2))
+    boxes = np.concatenate([xy, xy + side], axis=1)
+    scores = rng.integers(0, 4, size=n).astype(np.float32)
+    assert nms_squares(boxes, scores, thr).tolist() == nms(boxes, scores, thr).tolist()
 
 
 def test_box_iou_of_half_overlapping_squares():

@@ -1,0 +1,183 @@
+"""The ``bprefine`` command line: thin over the library. Bad input ends in one line and exit 1."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+from tqdm import tqdm
+
+from bprefine.data.coco import ImageInfo, decode_segmentation, load_image_info, load_results, refined_entry, write_json
+from bprefine.data.images import list_images, read_image, read_mask, staged_dir, write_mask
+
+
+class _Group(click.Group):
+    """Turns the library's input errors into ``Error: <message>`` and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (ValueError, FileNotFoundError, OSError) as err:
+            raise click.ClickException(str(err).splitlines()[0] if str(err) else repr(err)) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="bprefine")
+def main() -> None:
+    """bprefine: make segmentation mask boundaries precise with Boundary Patch Refinement."""
+
+
+def refiner_options(f):
+    """Options shared by every refine command."""
+    options = [
+        click.option("--model", default="default", show_default=True,
+                     help="'default' (bundled) or a model file (.safetensors beside its .json)."),
+        click.option("--nms-thr", type=click.FloatRange(0, 1), default=0.55, show_default=True,
+                     help="NMS IoU threshold for boundary patches (higher: more patches, better, slower)."),
+        click.option("--patch-size", type=click.IntRange(4), default=None, help="Boundary patch side in pixels [model's]."),
+        click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True),
+        click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _make_refiner(model: str, nms_thr: float, patch_size: int | None, batch_size: int, device: str, progress: bool = False):
+    from bprefine.refine import Refiner
+
+    return Refiner(model, device=device, batch_size=batch_size, nms_threshold=nms_thr, patch_size=patch_size,
+                   progress=progress)
+
+
+@main.group(cls=_Group)
+def refine() -> None:
+    """Refine instance masks (COCO JSON) or class-agnostic masks (PNG)."""
+
+
+@refine.command("instances")
+@click.option("--images", "images_dir", type=click.Path(path_type=Path), required=True, help="Image folder.")
+@click.option("--pred", type=click.Path(path_type=Path), required=True, help="COCO results JSON to refine.")
+@click.option("--image-info", type=click.Path(path_type=Path), required=True,
+              help="Any COCO JSON with an 'images' list (id, file_name, height, width).")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Refined COCO results JSON.")
+@refiner_options
+def refine_instances_cmd(images_dir: Path, pred: Path, image_info: Path, out: Path, **opts) -> None:
+    """Refine COCO instance results: same entries, same order, refined RLE, bbox and area recomputed."""
+    infos = load_image_info(image_info)
+    results = load_results(pred)
+    by_image: dict[int, list[int]] = {}
+    for k, entry in enumerate(results):
+        by_image.setdefault(_image_id(entry, k, pred, infos, image_info), []).append(k)
+    refiner = _make_refiner(**opts)
+    refined: list[dict[str, Any] | None] = [None] * len(results)
+    for image_id, idx in _progress(by_image.items(), "images"):
+        info = infos[image_id]
+        image = _load_image(images_dir / info.file_name, info)
+        masks = _decode_all(results, idx, info, pred)
+        for k, mask in zip(idx, refiner.refine_instances(image, masks)):
+            refined[k] = refined_entry(results[k], mask)
+    write_json(out, refined)
+    click.echo(f"wrote {len(refined)} refined results for {len(by_image)} images to {out}")
+
+
+def _progress(items, unit: str):
+    """A progress bar on stderr, shown only on a terminal."""
+    return tqdm(list(items), unit=f" {unit}", desc="refining", disable=None, file=sys.stderr)
+
+
+def _image_id(entry: dict, k: int, pred: Path, infos: dict[int, ImageInfo], image_info: Path) -> int:
+    try:
+        image_id = int(entry["image_id"])
+    except (TypeError, ValueError):
+        raise ValueError(f"{pred}: entry {k} has a non-integer image_id {entry['image_id']!r}") from None
+    if image_id not in infos:
+        raise ValueError(f"{pred}: entry {k} refers to image_id {image_id}, which {image_info} does not list")
+    return image_id
+
+
+def _load_image(path: Path, info: ImageInfo) -> np.ndarray:
+    image = read_image(path)
+    if image.shape[:2] != (info.height, info.width):
+        raise ValueError(f"{path}: image is {image.shape[0]}x{image.shape[1]} (HxW) but the image info says "
+                         f"{info.height}x{info.width}")
+    return image
+
+
+def _decode_all(results: list[dict], idx: list[int], info: ImageInfo, pred: Path) -> np.ndarray:
+    masks = np.zeros((len(idx), info.height, info.width), bool)
+    for j, k in enumerate(idx):
+        try:
+            masks[j] = decode_segmentation(results[k]["segmentation"], info.height, info.width)
+        except ValueError as err:
+            raise ValueError(f"{pred}: entry {k} (image {info.id}): {err}") from None
+    return masks
+
+
+@refine.command("masks")
+@click.option("--images", "images_dir", type=click.Path(path_type=Path), required=True, help="Image folder.")
+@click.option("--masks", "masks_dir", type=click.Path(path_type=Path), required=True,
+              help="Folder of binary mask PNGs named like the images (0/255, 0/1 or 1-bit).")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for refined 0/255 PNGs.")
+@refiner_options
+def refine_masks_cmd(images_dir: Path, masks_dir: Path, out: Path, **opts) -> None:
+    """Refine one class-agnostic mask per image; outputs keep the mask file names."""
+    pairs = mask_pairs(images_dir, masks_dir)
+    refiner = _make_refiner(**opts)
+    with staged_dir(out) as stage:
+        for image_path, mask_path in _progress(pairs, "masks"):
+            image, mask = read_image(image_path), read_mask(mask_path)
+            check_same_size(image, mask, image_path, mask_path)
+            write_mask(stage / mask_path.name, refiner.refine(image, mask))
+    click.echo(f"wrote {len(pairs)} refined masks to {out}")
+
+
+def mask_pairs(images_dir: Path, masks_dir: Path) -> list[tuple[Path, Path]]:
+    """(image, mask PNG) pairs matched by file stem; every image needs its mask."""
+    images = list_images(images_dir)
+    if not images:
+        raise ValueError(f"{images_dir}: no images found")
+    if not masks_dir.is_dir():
+        raise FileNotFoundError(f"{masks_dir}: directory not found")
+    pairs = []
+    for image in images:
+        mask = masks_dir / f"{image.stem}.png"
+        if not mask.is_file():
+            raise FileNotFoundError(f"{mask}: no mask for image {image.name}")
+        pairs.append((image, mask))
+    return pairs
+
+
+def check_same_size(image: np.ndarray, mask: np.ndarray, image_path: Path, mask_path: Path) -> None:
+    if mask.shape != image.shape[:2]:
+        raise ValueError(f"{mask_path}: mask is {mask.shape[0]}x{mask.shape[1]} but image {image_path.name} is "
+                         f"{image.shape[0]}x{image.shape[1]} (HxW)")
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("bprefine_demo"), show_default=True,
+              help="Folder for the before/after overlay PNGs.")
+@click.option("--model", default="default", show_default=True)
+def demo(out: Path, model: str) -> None:
+    """Refine the bundled sample photos and print IoU / boundary IoU / boundary F before and after."""
+    from bprefine.demo import run_demo
+
+    run_demo(out, model=model)
+
+
+@main.command()
+@click.option("--presets", default=None, help="Comma-separated presets to time [all].")
+@click.option("--repeats", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--quick", is_flag=True, help="Fewer repeats and sizes, for a smoke run.")
+def bench(presets: str | None, repeats: int, quick: bool) -> None:
+    """Time the patch pipeline (boxes, NMS, crop, reassembly) and each network preset's patches/s."""
+    from bprefine.bench import run_bench
+
+    run_bench(presets=presets.split(",") if presets else None, repeats=repeats, quick=quick)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+
+from bprefine import ModelConfig, RefinementModel, save_model
+from bprefine.cli import main
+from bprefine.data.coco import encode_mask
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> Path:
+    import torch
+
+    torch.manual_seed(0)
+    return save_model(RefinementModel.untrained(ModelConfig(input_size=64)), tmp_path_factory.mktemp("m") / "tiny")
+
+
+def _write_image(path: Path, hw=(48, 64), mode="RGB") -> None:
+    rng = np.random.default_rng(0)
+    if mode == "I;16":
+        Image.fromarray(rng.integers(0, 65535, hw, dtype=np.uint16)).save(path)
+    else:
+        Image.fromarray(rng.integers(0, 255, (*hw, 3), dtype=np.uint8)).convert(mode).save(path)
+
+
+def _coco_fixture(root: Path, *, polygon: bool = False) -> tuple[Path, Path, Path]:
+    images = root / "images"
+    images.mkdir()
+    _write_image(images / "a.png")
+    _write_image(images / "b.png", hw=(30, 20))
+    info = {"images": [{"id": 1, "file_name": "a.png", "height": 48, "width": 64},
+                       {"id": 7, "file_name": "b.png", "height": 30, "width": 20}],
+            "categories": [{"id": 3, "name": "thing"}], "annotations": []}
+    m1 = np.zeros((48, 64), bool)
+    m1[10:30, 12:40] = True
+    m2 = np.zeros((30, 20), bool)
+    m2[5:20, 2:12] = True
+    seg1 = [[12, 10, 40, 10, 40, 30, 12, 30]] if polygon else encode_mask(m1)
+    results = [
+        {"image_id": 1, "category_id": 3, "score": 0.9, "segmentation": seg1, "extra": "kept"},
+        {"image_id": 7, "category_id": 3, "score": 0.8, "segmentation": encode_mask(m2)},
+        {"image_id": 1, "category_id": 3, "score": 0.5, "segmentation": encode_mask(np.zeros((48, 64), bool))},
+    ]
+    (root / "info.json").write_text(json.dumps(info))
+    (root / "pred.json").write_text(json.dumps(results))
+    return images, root / "info.json", root / "pred.json"
+
+
+def _run(*args: str | Path):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("polygon", [False, True])
+def test_refine_instances_round_trip(tmp_path, model_path, polygon):
+    images, info, pred = _coco_fixture(tmp_path, polygon=polygon)
+    out = tmp_path / "out.json"
+    res = _run("refine", "instances", "--images", images, "--pred", pred, "--image-info", info, "--out", out,
+               "--model", model_path, "--patch-size", 16)
+    assert res.exit_code == 0, res.output
+    refined = json.loads(out.read_text())
+    original = json.loads(pred.read_text())
+    assert [r["image_id"] for r in refined] == [1, 7, 1] and refined[0]["extra"] == "kept"
+    assert [r["score"] for r in refined] == [r["score"] for r in original]
+    for r in refined:
+        rle = {"size": r["segmentation"]["size"], "counts": r["segmentation"]["counts"].encode()}
+        assert r["area"] == float(mask_utils.area(rle))
+        assert r["bbox"] == [float(v) for v in mask_utils.toBbox(rle)]
+    assert refined[2]["area"] == 0.0  # the empty mask stays empty
+    gt = COCO(str(info))
+    loaded = gt.loadRes(str(out))
+    assert len(loaded.anns) == 3
+
+
+def test_refine_masks_round_trip(tmp_path, model_path):
+    images, masks = tmp_path / "img", tmp_path / "msk"
+    images.mkdir(), masks.mkdir()
+    _write_image(images / "x.jpg", hw=(40, 50))
+    _write_image(images / "y.png", hw=(70, 33), mode="L")  # grayscale image: converted
+    _write_image(images / "z.png", hw=(20, 20), mode="I;16")  # 16-bit image: converted
+    m = np.zeros((40, 50), np.uint8)
+    m[5:30, 10:40] = 255
+    Image.fromarray(m).save(masks / "x.png")
+    Image.fromarray((np.arange(70 * 33).reshape(70, 33) % 2).astype(np.uint8)).save(masks / "y.png")  # 0/1
+    Image.fromarray(np.ones((20, 20), bool)).convert("1").save(masks / "z.png")  # 1-bit
+    out = tmp_path / "out"
+    res = _run("refine", "masks", "--images", images, "--masks", masks, "--out", out, "--model", model_path)
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["x.png", "y.png", "z.png"]
+    for name, hw in (("x.png", (40, 50)), ("y.png", (70, 33)), ("z.png", (20, 20))):
+        arr = np.asarray(Image.open(out / name))
+        assert arr.shape == hw and set(np.unique(arr)) <= {0, 255}
+
+
+def _assert_clean_error(res, *needles: str) -> None:
+    assert res.exit_code == 1, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), res.output
+    for needle in needles:
+        assert needle in lines[0], res.output
+    assert "Traceback" not in res.output
+
+
+def test_instances_bad_inputs(tmp_path, model_path):
+    images, info, pred = _coco_fixture(tmp_path)
+    out = tmp_path / "out.json"
+
+    def run(pred_path=pred, info_path=info, images_dir=images):
+        return _run("refine", "instances", "--images", images_dir, "--pred", pred_path, "--image-info", info_path,
+                    "--out", out, "--model", model_path)
+
+    bad = tmp_path / "bad.json"
+    bad.write_text("[{not json")
+    _assert_clean_error(run(pred_path=bad), "bad.json", "malformed JSON")
+    _assert_clean_error(run(info_path=bad), "bad.json")
+    _assert_clean_error(run(pred_path=tmp_path / "missing.json"), "missing.json", "not found")
+
+    results = json.loads(pred.read_text())
+    bad.write_text(json.dumps(results + [{"image_id": 99, "segmentation": results[0]["segmentation"]}]))
+    _assert_clean_error(run(pred_path=bad), "image_id 99")
+
+    broken = dict(results[0], segmentation={"size": [48, 64], "counts": "garbage!!"})
+    bad.write_text(json.dumps([broken]))
+    _assert_clean_error(run(pred_path=bad), "entry 0", "RLE")
+
+    wrong_size = dict(results[0], segmentation=encode_mask(np.zeros((10, 10), bool)))
+    bad.write_text(json.dumps([wrong_size]))
+    _assert_clean_error(run(pred_path=bad), "entry 0", "RLE size")
+
+    (images / "b.png").unlink()
+    _assert_clean_error(run(), "b.png", "not found")
+    (images / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    _assert_clean_error(run(), "b.png", "cannot read image")
+    _write_image(images / "b.png", hw=(31, 20))
+    _assert_clean_error(run(), "b.png", "31x20")
+    assert not out.exists()
+    assert not list(tmp_path.glob(".out.json*"))  # no temporary leftovers
+
+
+def test_masks_bad_inputs(tmp_path, model_path):
+    images, masks = tmp_path / "img", tmp_path / "msk"
+    images.mkdir(), masks.mkdir()
+    _write_image(images / "a.png", hw=(40, 50))
+    _write_image(images / "b.png", hw=(40, 50))
+    Image.fromarray(np.zeros((40, 50), np.uint8)).save(masks / "a.png")
+    out = tmp_path / "out"
+
+    def run():
+        return _run("refine", "masks", "--images", images, "--masks", masks, "--out", out, "--model", model_path)
+
+    _assert_clean_error(run(), "b.png", "no mask")
+    Image.fromarray(np.zeros((41, 50), np.uint8)).save(masks / "b.png")
+    _assert_clean_error(run(), "b.png", "41x50")
+    (masks / "b.png").write_bytes(b"corrupt")
+    _assert_clean_error(run(), "b.png", "cannot read image")
+    assert not out.exists()  # nothing half-written, not even a.png
+    _assert_clean_error(_run("refine", "masks", "--images", tmp_path / "nope", "--masks", masks, "--out", out,
+                             "--model", model_path), "nope")
+
+
+def test_missing_model_file(tmp_path):
+    res = _run("refine", "masks", "--images", tmp_path, "--masks", tmp_path, "--out", tmp_path / "o",
+               "--model", tmp_path / "none.safetensors")
+    _assert_clean_error(res)
+
+
+def test_help_everywhere():
+    for args in ([], ["refine"], ["refine", "instances"], ["refine", "masks"], ["demo"], ["bench"]):
+        res = _run(*args, "--help")
+        assert res.exit_code == 0 and "Usage:" in res.output
