@@ -40,17 +40,19 @@ def refiner_options(f):
         click.option("--patch-size", type=click.IntRange(4), default=None, help="Boundary patch side in pixels [model's]."),
         click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True),
         click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda."),
+        click.option("--engine", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
+                     help="Inference backend; auto = ONNX Runtime on the CPU when installed."),
     ]
     for option in reversed(options):
         f = option(f)
     return f
 
 
-def _make_refiner(model: str, nms_thr: float, patch_size: int | None, batch_size: int, device: str, progress: bool = False):
+def _make_refiner(model: str, nms_thr: float, patch_size: int | None, batch_size: int, device: str, engine: str):
     from bprefine.refine import Refiner
 
     return Refiner(model, device=device, batch_size=batch_size, nms_threshold=nms_thr, patch_size=patch_size,
-                   progress=progress)
+                   engine=engine)
 
 
 @main.group(cls=_Group)
@@ -155,6 +157,37 @@ def check_same_size(image: np.ndarray, mask: np.ndarray, image_path: Path, mask_
     if mask.shape != image.shape[:2]:
         raise ValueError(f"{mask_path}: mask is {mask.shape[0]}x{mask.shape[1]} but image {image_path.name} is "
                          f"{image.shape[0]}x{image.shape[1]} (HxW)")
+
+
+@main.group(cls=_Group, name="eval")
+def eval_group() -> None:
+    """Measure masks against ground truth."""
+
+
+@eval_group.command("masks")
+@click.option("--gt", "gt_dir", type=click.Path(path_type=Path), required=True, help="Ground-truth mask PNGs.")
+@click.option("--pred", "pred_dir", type=click.Path(path_type=Path), required=True, help="Predicted mask PNGs.")
+@click.option("--baseline", type=click.Path(path_type=Path), default=None,
+              help="Masks before refinement, to print before/after side by side.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+def eval_masks_cmd(gt_dir: Path, pred_dir: Path, baseline: Path | None, as_json: bool) -> None:
+    """Class-agnostic masks: mean IoU, mean boundary IoU, boundary F at 1 px and 3 px."""
+    import json
+
+    from bprefine.metrics.evaluate import MASK_METRICS, evaluate_mask_dirs
+
+    scores = evaluate_mask_dirs(gt_dir, pred_dir)
+    before = evaluate_mask_dirs(gt_dir, baseline) if baseline else None
+    if as_json:
+        click.echo(json.dumps(scores | ({"baseline": before} if before else {})))
+        return
+    click.echo(f"{'metric':<8}{'baseline':>10}{'pred':>10}{'delta':>10}" if before else f"{'metric':<8}{'pred':>10}")
+    for k in MASK_METRICS:
+        if before:
+            click.echo(f"{k:<8}{before[k]:>10.4f}{scores[k]:>10.4f}{scores[k] - before[k]:>+10.4f}")
+        else:
+            click.echo(f"{k:<8}{scores[k]:>10.4f}")
+    click.echo(f"({scores['n']} masks; mBIoU band = 2% of the image diagonal; BF at 1 and 3 px)")
 
 
 @main.command()

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from bprefine.engine import make_engine
 from bprefine.model import ModelConfig, RefinementModel, load_model
 from bprefine.patches import SCHEMES, PatchAccumulator, crop_patches, extract_boxes
 
@@ -82,11 +83,13 @@ class Refiner:
         patch_size: int | None = None,
         padding: int | None = None,
         scheme: str = "dense",
+        engine: str = "auto",
         progress: bool = False,
     ) -> None:
         self.model = model if isinstance(model, RefinementModel) else load_model(model, device=device)
-        self.model.net.to(device).eval()
         self.device = torch.device(device)
+        self.engine = make_engine(self.model.net, kind=engine, device=self.device,
+                                  input_size=self.model.config.input_size)
         if scheme not in SCHEMES:
             raise ValueError(f"unknown patch scheme {scheme!r}; choose one of {SCHEMES}")
         if batch_size < 1 or not 0.0 <= nms_threshold <= 1.0:
@@ -155,7 +158,6 @@ class Refiner:
         if batch:
             yield batch
 
-    @torch.inference_mode()
     def _run(self, images, jobs, patches: list[_Patch], accs) -> None:
         batches = self._batches(patches)
         if self.progress:
@@ -164,7 +166,7 @@ class Refiner:
         for batch in batches:
             imgs, msks = self._crop(images, jobs, batch)
             x, m = patches_to_tensors(imgs, msks, config=self.config)
-            logits = self.model.net(x.to(self.device), m.to(self.device))
+            logits = self.engine(x, m)
             out = logits_to_patches(logits, box_hw=_hw(batch[0].box), padding=self.padding)
             for p, patch_logits in zip(batch, out):
                 accs[p.job].add(p.box, patch_logits)

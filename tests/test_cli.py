@@ -175,3 +175,18 @@ def test_help_everywhere():
     for args in ([], ["refine"], ["refine", "instances"], ["refine", "masks"], ["demo"], ["bench"]):
         res = _run(*args, "--help")
         assert res.exit_code == 0 and "Usage:" in res.output
+
+
+def test_eval_masks_json_and_table(tmp_path):
+    gt, pred = tmp_path / "gt", tmp_path / "pred"
+    gt.mkdir(), pred.mkdir()
+    m = np.zeros((30, 30), np.uint8)
+    m[5:25, 5:25] = 255
+    Image.fromarray(m).save(gt / "a.png")
+    Image.fromarray(m).save(pred / "a.png")
+    res = _run("eval", "masks", "--gt", gt, "--pred", pred, "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output) == {"mIoU": 1.0, "mBIoU": 1.0, "BF1": 1.0, "BF3": 1.0, "n": 1}
+    res = _run("eval", "masks", "--gt", gt, "--pred", pred, "--baseline", pred)
+    assert res.exit_code == 0 and "+0.0000" in res.output
+    _assert_clean_error(_run("eval", "masks", "--gt", gt, "--pred", tmp_path / "none"), "none")

@@ -56,3 +56,22 @@ def test_boundary_f_empty_cases():
     empty, gt = np.zeros((10, 10), bool), _square(10, 2, 2, 6, 6)
     assert boundary_f(empty, empty) == 1.0
     assert boundary_f(empty, gt) == 0.0 and boundary_f(gt, empty) == 0.0
+
+
+def test_evaluate_mask_dirs(tmp_path):
+    from PIL import Image
+
+    from bprefine.metrics.evaluate import evaluate_mask_dirs
+
+    gt_dir, pred_dir = tmp_path / "gt", tmp_path / "pred"
+    gt_dir.mkdir(), pred_dir.mkdir()
+    gt = _square(20, 5, 5, 15, 15)
+    Image.fromarray(gt.astype(np.uint8) * 255).save(gt_dir / "a.png")
+    Image.fromarray(gt.astype(np.uint8)).save(pred_dir / "a.png")  # 0/1 file, identical mask
+    Image.fromarray(gt.astype(np.uint8) * 255).save(gt_dir / "b.png")
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(pred_dir / "b.png")  # missed entirely
+    scores = evaluate_mask_dirs(gt_dir, pred_dir)
+    assert scores == {"mIoU": 0.5, "mBIoU": 0.5, "BF1": 0.5, "BF3": 0.5, "n": 2}
+    (pred_dir / "b.png").unlink()
+    with pytest.raises(FileNotFoundError, match="b.png"):
+        evaluate_mask_dirs(gt_dir, pred_dir)

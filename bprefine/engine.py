@@ -1,0 +1,87 @@
+"""Inference backends behind one call: ``engine(image, mask) -> logits`` on torch tensors.
+
+- ``torch``: eager PyTorch on any device.
+- ``onnx``: the network exported to ONNX in memory and run by ONNX Runtime on the CPU, which is
+  1.5-2x faster than eager PyTorch for the light presets (see docs/benchmarks.md).
+``auto`` picks ``onnx`` for a preset network on the CPU when onnxruntime is installed.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from typing import Protocol
+
+import torch
+
+from bprefine.nets import RefineNet
+
+ENGINES = ("auto", "torch", "onnx")
+
+
+class Engine(Protocol):
+    name: str
+
+    def __call__(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor: ...
+
+
+class TorchEngine:
+    name = "torch"
+
+    def __init__(self, net: torch.nn.Module, device: torch.device) -> None:
+        self.net = net.to(device).eval()
+        self.device = device
+
+    @torch.inference_mode()
+    def __call__(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.net(image.to(self.device), mask.to(self.device))
+
+
+class OnnxEngine:
+    name = "onnx"
+
+    def __init__(self, net: torch.nn.Module, input_size: int) -> None:
+        import onnxruntime as ort  # optional extra: pip install bprefine[onnx]
+
+        self.session = ort.InferenceSession(_export(net, input_size), providers=["CPUExecutionProvider"])
+
+    def __call__(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        feeds = {"image": image.contiguous().numpy(), "mask": mask.contiguous().numpy()}
+        return torch.from_numpy(self.session.run(None, feeds)[0])
+
+
+def _export(net: torch.nn.Module, input_size: int) -> bytes:
+    net = net.cpu().eval()
+    s = input_size
+    buf = io.BytesIO()
+    batch = {0: "batch"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.zeros(2, 3, s, s), torch.zeros(2, 1, s, s)), buf,
+                          input_names=["image", "mask"], output_names=["logits"], opset_version=17,
+                          dynamic_axes={"image": batch, "mask": batch, "logits": batch}, dynamo=False)
+    return buf.getvalue()
+
+
+def onnx_available() -> bool:
+    try:
+        import onnx  # noqa: F401  (the exporter needs it)
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def make_engine(net: torch.nn.Module, *, kind: str, device: torch.device, input_size: int) -> Engine:
+    if kind not in ENGINES:
+        raise ValueError(f"unknown engine {kind!r}; choose one of {ENGINES}")
+    if kind == "auto":
+        use_onnx = device.type == "cpu" and isinstance(net, RefineNet) and onnx_available()
+        kind = "onnx" if use_onnx else "torch"
+    if kind == "onnx":
+        if device.type != "cpu":
+            raise ValueError(f"the onnx engine runs on the CPU only, not on {device}")
+        if not onnx_available():
+            raise ValueError("the onnx engine needs onnx and onnxruntime: pip install 'bprefine[onnx]'")
+        return OnnxEngine(net, input_size)
+    return TorchEngine(net, device)

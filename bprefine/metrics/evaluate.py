@@ -1,0 +1,58 @@
+"""Dataset-level evaluation of class-agnostic masks stored as PNG folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from bprefine.data.images import read_mask
+from bprefine.metrics.masks import boundary_f, boundary_iou, mask_iou
+
+MASK_METRICS = ("mIoU", "mBIoU", "BF1", "BF3")
+
+
+def mask_scores(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
+    """IoU, boundary IoU (band 2% of the diagonal), boundary F at 1 px and 3 px for one mask pair."""
+    if pred.shape != gt.shape:
+        raise ValueError(f"prediction is {pred.shape} but ground truth is {gt.shape}")
+    return {"mIoU": mask_iou(pred, gt), "mBIoU": boundary_iou(pred, gt),
+            "BF1": boundary_f(pred, gt, tolerance=1), "BF3": boundary_f(pred, gt, tolerance=3)}
+
+
+def mean_scores(rows: Iterable[dict[str, float]]) -> dict[str, float]:
+    rows = list(rows)
+    if not rows:
+        raise ValueError("nothing to evaluate")
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
+def mask_dir_pairs(gt_dir: str | Path, pred_dir: str | Path) -> list[tuple[Path, Path]]:
+    """(prediction, ground truth) PNG pairs by file name; every ground-truth mask needs a prediction."""
+    gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
+    for d in (gt_dir, pred_dir):
+        if not d.is_dir():
+            raise FileNotFoundError(f"{d}: directory not found")
+    gts = sorted(gt_dir.glob("*.png"))
+    if not gts:
+        raise ValueError(f"{gt_dir}: no PNG masks found")
+    pairs = []
+    for gt in gts:
+        pred = pred_dir / gt.name
+        if not pred.is_file():
+            raise FileNotFoundError(f"{pred}: no prediction for ground truth {gt.name}")
+        pairs.append((pred, gt))
+    return pairs
+
+
+def evaluate_mask_dirs(gt_dir: str | Path, pred_dir: str | Path) -> dict[str, float]:
+    """Mean mask metrics over all ground-truth PNGs in ``gt_dir`` (``MASK_METRICS`` keys, plus ``n``)."""
+    rows = []
+    for pred_path, gt_path in mask_dir_pairs(gt_dir, pred_dir):
+        pred, gt = read_mask(pred_path), read_mask(gt_path)
+        try:
+            rows.append(mask_scores(pred, gt))
+        except ValueError as err:
+            raise ValueError(f"{pred_path}: {err}") from None
+    return mean_scores(rows) | {"n": len(rows)}

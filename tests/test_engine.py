@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bprefine import ModelConfig, RefinementModel, Refiner
+from bprefine.engine import make_engine, onnx_available
+from tests.conftest import IdentityNet, model_with, random_blobs
+
+needs_onnx = pytest.mark.skipif(not onnx_available(), reason="onnx/onnxruntime not installed")
+
+
+@needs_onnx
+def test_onnx_engine_matches_torch():
+    torch.manual_seed(0)
+    net = RefinementModel.untrained(ModelConfig(input_size=64)).net.eval()
+    x, m = torch.randn(5, 3, 64, 64), torch.randn(5, 1, 64, 64)
+    ref = make_engine(net, kind="torch", device=torch.device("cpu"), input_size=64)(x, m)
+    out = make_engine(net, kind="onnx", device=torch.device("cpu"), input_size=64)(x, m)
+    assert out.shape == (5, 1, 64, 64)
+    assert torch.allclose(out, ref, atol=1e-4)
+
+
+@needs_onnx
+def test_auto_engine_choice():
+    preset = RefinementModel.untrained(ModelConfig(input_size=64))
+    assert Refiner(preset).engine.name == "onnx"
+    assert Refiner(preset, engine="torch").engine.name == "torch"
+    assert Refiner(model_with(IdentityNet())).engine.name == "torch"  # not an exportable preset
+
+
+@needs_onnx
+def test_refined_masks_agree_between_engines():
+    rng = np.random.default_rng(1)
+    torch.manual_seed(0)
+    model = RefinementModel.untrained(ModelConfig(input_size=64))
+    image = rng.integers(0, 256, (80, 90, 3), dtype=np.uint8)
+    masks = random_blobs(rng, 80, 90, 2)
+    a = Refiner(model, engine="torch").refine_instances(image, masks)
+    b = Refiner(model, engine="onnx").refine_instances(image, masks)
+    assert (a != b).mean() < 1e-3  # only pixels whose mean logit is ~0 may differ
+
+
+def test_bad_engine():
+    with pytest.raises(ValueError, match="unknown engine"):
+        Refiner(model_with(IdentityNet()), engine="tensorrt")
