@@ -27,18 +27,21 @@ def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
-def boundary_map(mask: np.ndarray) -> np.ndarray:
+def boundary_map(mask: np.ndarray, *, border_as_contour: bool = False) -> np.ndarray:
     """Pixels on both sides of the contour: ``dilate(mask) & ~erode(mask)`` with a 3x3 kernel.
 
-    The image border is not a contour: a mask touching the border has no boundary there.
+    By default the image border is not a contour (a mask touching it has no boundary there). With
+    ``border_as_contour`` the mask's pixels along the image frame count as boundary too, which is
+    what produces the all-foreground border patches of the paper's section 3.3.
     """
     m = mask.astype(np.uint8)
-    inner = cv2.erode(m, _KERNEL_3x3, borderType=cv2.BORDER_REPLICATE)
+    border = cv2.BORDER_CONSTANT if border_as_contour else cv2.BORDER_REPLICATE
+    inner = cv2.erode(m, _KERNEL_3x3, borderType=border, borderValue=0)
     outer = cv2.dilate(m, _KERNEL_3x3, borderType=cv2.BORDER_REPLICATE)
     return outer > inner
 
 
-def boundary_points(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def boundary_points(mask: np.ndarray, *, border_as_contour: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Boundary pixels of ``mask`` and their scores, computed inside the mask's bounding box.
 
     Returns ``points_xy`` (K x 2 int64) and ``scores`` (K float32): how mixed the 3x3 neighbourhood
@@ -51,7 +54,9 @@ def boundary_points(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     x0, y0 = max(box[0] - 1, 0), max(box[1] - 1, 0)
     x1, y1 = min(box[2] + 1, w), min(box[3] + 1, h)
     crop = mask[y0:y1, x0:x1]
-    ys, xs = np.nonzero(boundary_map(crop))
+    # The crop keeps a 1-pixel background margin except at the image frame, so constant padding in
+    # boundary_map only ever acts on the frame.
+    ys, xs = np.nonzero(boundary_map(crop, border_as_contour=border_as_contour))
     frac = cv2.blur(crop.astype(np.float32), (3, 3), borderType=cv2.BORDER_REPLICATE)[ys, xs]
     scores = (1.0 - np.abs(2.0 * frac - 1.0)).astype(np.float32)
     points = np.stack([xs + x0, ys + y0], axis=1).astype(np.int64)
@@ -148,13 +153,13 @@ def _cover_missed(
 
 
 def propose_boxes(
-    mask: np.ndarray, *, patch_size: int = 64, iou_threshold: float = 0.55
+    mask: np.ndarray, *, patch_size: int = 64, iou_threshold: float = 0.55, border_as_contour: bool = False
 ) -> np.ndarray:
     """Dense boundary boxes for one mask, thinned by NMS: the paper's "dense sampling + NMS".
 
     Every boundary pixel lies in at least one returned box. Returns K x 4 int64 ``boxes_xyxy``.
     """
-    points, scores = boundary_points(mask)
+    points, scores = boundary_points(mask, border_as_contour=border_as_contour)
     if len(points) == 0:
         return np.zeros((0, 4), np.int64)
     boxes = boxes_around(points, patch_size=patch_size, image_hw=mask.shape)
@@ -163,12 +168,12 @@ def propose_boxes(
     return boxes[keep]
 
 
-def grid_boxes(mask: np.ndarray, *, patch_size: int = 64) -> np.ndarray:
+def grid_boxes(mask: np.ndarray, *, patch_size: int = 64, border_as_contour: bool = False) -> np.ndarray:
     """Cells of a fixed grid that contain boundary pixels (the paper's "pre-defined grid" scheme).
 
     The last row and column of cells are shifted inside the image so that no cell leaves it.
     """
-    points, _ = boundary_points(mask)
+    points, _ = boundary_points(mask, border_as_contour=border_as_contour)
     if len(points) == 0:
         return np.zeros((0, 4), np.int64)
     h, w = mask.shape
@@ -194,13 +199,15 @@ SCHEMES = ("dense", "grid", "instance")
 
 
 def extract_boxes(
-    mask: np.ndarray, *, scheme: str = "dense", patch_size: int = 64, iou_threshold: float = 0.55
+    mask: np.ndarray, *, scheme: str = "dense", patch_size: int = 64, iou_threshold: float = 0.55,
+    border_as_contour: bool = False,
 ) -> np.ndarray:
     """Boxes to refine for one mask under an extraction ``scheme`` (see ``SCHEMES``)."""
     if scheme == "dense":
-        return propose_boxes(mask, patch_size=patch_size, iou_threshold=iou_threshold)
+        return propose_boxes(mask, patch_size=patch_size, iou_threshold=iou_threshold,
+                             border_as_contour=border_as_contour)
     if scheme == "grid":
-        return grid_boxes(mask, patch_size=patch_size)
+        return grid_boxes(mask, patch_size=patch_size, border_as_contour=border_as_contour)
     if scheme == "instance":
         return instance_box(mask)
     raise ValueError(f"unknown patch scheme {scheme!r}; choose one of {SCHEMES}")

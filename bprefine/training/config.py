@@ -1,0 +1,145 @@
+"""Training configuration: frozen dataclasses, loaded from YAML with ``key=value`` overrides."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bprefine.model import ModelConfig
+
+SOURCE_KINDS = ("masks", "instance_png", "coco", "semantic")
+SIMULATORS = ("low_res", "mask_head", "semantic_low_res")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One training data source: images, ground truth, and coarse predictions (given or simulated).
+
+    kind:
+      masks         PNG folders: ``gt`` and ``coarse`` hold one binary mask per image (same stem)
+      instance_png  ``gt`` (and ``coarse``, if given) hold instance-id PNGs (0 = background)
+      coco          ``gt`` a COCO ground-truth JSON, ``coarse`` a COCO results JSON
+      semantic      ``gt`` (and ``coarse``) hold label PNGs; each class mask is an instance
+    A predicted instance trains only if its IoU with a ground-truth mask of the same category is > 0.5.
+    Without ``coarse``, ``simulate`` names a simulator (see ``bprefine.simulate``).
+    """
+
+    kind: str
+    images: str
+    gt: str
+    coarse: str | None = None
+    simulate: str | None = None
+    stems: str | None = None  # "0001-0700": keep files whose stem lies in this inclusive range
+    limit: int | None = None  # keep the first ``limit`` images (sorted by name)
+    weight: float = 1.0  # share of each training batch drawn from this source
+    num_classes: int | None = None
+    ignore_index: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in SOURCE_KINDS:
+            raise ValueError(f"source kind must be one of {SOURCE_KINDS}, got {self.kind!r}")
+        if (self.coarse is None) == (self.simulate is None):
+            raise ValueError(f"source {self.gt}: give exactly one of 'coarse' or 'simulate'")
+        if self.simulate is not None and self.simulate not in SIMULATORS:
+            raise ValueError(f"simulate must be one of {SIMULATORS}, got {self.simulate!r}")
+        if self.kind == "semantic" and not self.num_classes:
+            raise ValueError(f"semantic source {self.gt} needs num_classes")
+        if self.stems is not None and not re.fullmatch(r"[^-]+-[^-]+", self.stems):
+            raise ValueError(f"stems must look like 'first-last', got {self.stems!r}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Paper defaults (section 4.1) unless stated: SGD 0.01, momentum 0.9, wd 5e-4, poly 0.9, NMS 0.25."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sources: tuple[SourceConfig, ...] = ()
+    val_sources: tuple[SourceConfig, ...] = ()
+    nms_threshold: float = 0.25
+    border_as_contour: bool = False  # count the image frame as contour (paper's border patches)
+    drop_border_full: bool = True  # semantic sources: drop all-foreground border patches (section 3.3)
+    iterations: int = 2000
+    batch_size: int = 32  # in total, split over DDP processes
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    poly_power: float = 0.9
+    seed: int = 0
+    checkpoint_every: int = 500
+    val_every: int = 500
+    val_images: int = 20  # whole images per validation source for boundary IoU before/after
+    log_every: int = 20
+    imagenet_init: bool = True
+    workers: int = 2  # processes that build patches
+    device: str = "cpu"  # "cuda" trains on GPU (one GPU per process under torchrun)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"override {key}: {part} is not a section")
+    node[parts[-1]] = value
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["iterations=100", "model.input_size=64"]`` -> nested dict (values parsed as YAML scalars)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} must look like key=value")
+        key, raw = item.split("=", 1)
+        _set_dotted(out, key.strip(), yaml.safe_load(raw))
+    return out
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def train_config_from_dict(data: dict[str, Any], *, where: str = "config") -> TrainConfig:
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
+    try:
+        model = ModelConfig.from_json(data.get("model", {}))
+        sources = tuple(SourceConfig(**s) for s in data.get("sources", []))
+        val = tuple(SourceConfig(**s) for s in data.get("val_sources", []))
+    except TypeError as err:
+        raise ValueError(f"{where}: {err}") from None
+    rest = {k: v for k, v in data.items() if k not in ("model", "sources", "val_sources")}
+    return TrainConfig(model=model, sources=sources, val_sources=val, **rest)
+
+
+def load_train_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:
+    """A TrainConfig from a YAML file (or defaults when ``path`` is None) plus ``key=value`` overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: config file not found")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ValueError(f"{path}: malformed YAML ({str(err).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping at the top level")
+    data = _merge(data, parse_overrides(list(overrides)))
+    return train_config_from_dict(data, where=str(path or "overrides"))
+
+
+def with_model(config: TrainConfig, **changes: Any) -> TrainConfig:
+    return replace(config, model=replace(config.model, **changes))

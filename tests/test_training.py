@@ -1,0 +1,199 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from bprefine import Refiner, load_model
+from bprefine.model import ModelConfig
+from bprefine.patches import crop_patches
+from bprefine.refine import patches_to_tensors
+from bprefine.training import TrainConfig, load_train_config, match_to_ground_truth, patches_from_triple, train
+from bprefine.training.config import SourceConfig, train_config_from_dict
+from bprefine.training.loop import make_batch
+from bprefine.training.patchset import border_full
+from tests.conftest import SHARED_DATA, IdentityNet, model_with, needs_shared_data, random_blobs
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _square(h, w, y0, x0, y1, x1):
+    m = np.zeros((h, w), bool)
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+def test_match_rule_needs_iou_above_half_and_same_category():
+    gt = np.stack([_square(40, 40, 0, 0, 10, 10), _square(40, 40, 20, 20, 40, 40)])
+    pred = np.stack([
+        _square(40, 40, 0, 0, 10, 12),   # IoU 100/120 with gt 0: matched
+        _square(40, 40, 0, 0, 10, 20),   # IoU 100/200 = 0.5 exactly: not > 0.5
+        _square(40, 40, 20, 20, 40, 40),  # perfect overlap with gt 1 but another category
+        _square(40, 40, 20, 20, 40, 38),  # IoU 0.9 with gt 1, same category
+    ])
+    assert match_to_ground_truth(pred, [1, 1, 2, 3], gt, [1, 3]) == [(0, 0), (3, 1)]
+    assert match_to_ground_truth(pred[:0], [], gt, [1, 3]) == []
+
+
+def test_border_rule_drops_full_patches_at_the_border_only():
+    mask = np.zeros((100, 100), bool)
+    mask[:, :60] = True
+    boxes = np.array([[0, 0, 32, 32], [40, 10, 72, 42], [20, 30, 52, 62], [68, 68, 100, 100]])
+    # 0: border, all foreground -> dropped; 1: mixed; 2: full but inside -> kept; 3: border, empty -> kept
+    assert border_full(mask, boxes).tolist() == [True, False, False, False]
+    image = np.zeros((100, 100, 3), np.uint8)
+    from bprefine.patches import extract_boxes
+
+    # With the frame as contour, boxes along the frame inside the mask are all foreground; they go.
+    boxes = extract_boxes(mask, patch_size=32, iou_threshold=0.25, border_as_contour=True)
+    dropped = int(border_full(mask, boxes).sum())
+    kept = patches_from_triple(image, mask, mask, patch_size=32, drop_border_full=True, border_as_contour=True)
+    every = patches_from_triple(image, mask, mask, patch_size=32, border_as_contour=True)
+    assert dropped > 0 and len(kept) == len(every) - dropped
+    assert not any(c.all() for c in kept.coarse)
+    # Without it every dense box straddles a contour, so nothing is ever all foreground.
+    plain = extract_boxes(mask, patch_size=32, iou_threshold=0.25)
+    assert not border_full(mask, plain).any()
+
+
+def test_training_and_inference_crops_are_identical(rng):
+    image = rng.integers(0, 256, (120, 150, 3), dtype=np.uint8)
+    coarse = random_blobs(rng, 120, 150, 1)[0]
+    gt = random_blobs(rng, 120, 150, 1)[0]
+    config = ModelConfig(input_size=128, patch_size=32, padding=4)
+    ps = patches_from_triple(image, gt, coarse, patch_size=32, padding=4, nms_threshold=0.25)
+    refiner = Refiner(model_with(IdentityNet(), input_size=128, patch_size=32, padding=4), nms_threshold=0.25)
+    boxes = refiner.boxes_for(coarse)
+    imgs, msks = crop_patches(image, coarse, boxes, padding=4)
+    assert len(ps) == len(boxes)
+    x_train, m_train, _ = make_batch(ps, None, config=config)
+    x_inf, m_inf = patches_to_tensors(imgs, msks, config=config)
+    assert torch.equal(x_train, x_inf.contiguous()) and torch.equal(m_train, m_inf.contiguous())
+
+
+def test_simulators_are_deterministic_and_plausible(rng):
+    from bprefine.metrics import mask_iou
+    from bprefine.simulate import mask_head, random_low_res, rng_for, semantic_low_res
+
+    gt = np.zeros((200, 200), np.uint8)
+    cv2.circle(gt, (101, 97), 61, 1, -1)
+    gt = gt.astype(bool)  # a disc: no low-resolution grid reproduces it exactly
+    for sim in (mask_head, random_low_res):
+        a, b = sim(gt, rng=rng_for(3, "x.png")), sim(gt, rng=rng_for(3, "x.png"))
+        assert np.array_equal(a, b)
+        assert 0.6 < mask_iou(a, gt) < 1.0
+        assert not np.array_equal(a, sim(gt, rng=rng_for(4, "x.png")))
+    labels = np.zeros((120, 160), np.int64)
+    labels[40:, :] = 1
+    labels[60:100, 30:90] = 2
+    labels[0:5, 0:5] = 255
+    coarse = semantic_low_res(labels, num_classes=3, rng=rng_for(0, "l"), ignore_index=255)
+    again = semantic_low_res(labels, num_classes=3, rng=rng_for(0, "l"), ignore_index=255)
+    assert np.array_equal(coarse, again)
+    assert (coarse[0:5, 0:5] == 255).all() and set(np.unique(coarse)) <= {0, 1, 2, 255}
+    assert (coarse == labels).mean() > 0.85
+    assert mask_head(np.zeros((10, 10), bool), rng=rng).sum() == 0
+
+
+def _synthetic_source(root: Path, n: int = 4) -> SourceConfig:
+    rng = np.random.default_rng(0)
+    for d in ("images", "gt"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        image = cv2.GaussianBlur(rng.integers(0, 80, (96, 96, 3), dtype=np.uint8), (5, 5), 0)
+        gt = random_blobs(rng, 96, 96, 1)[0]
+        image[gt] += 120  # the object is brighter: learnable from the image
+        Image.fromarray(image).save(root / "images" / f"{i:02d}.png")
+        Image.fromarray(gt.astype(np.uint8) * 255).save(root / "gt" / f"{i:02d}.png")
+    return SourceConfig(kind="masks", images=str(root / "images"), gt=str(root / "gt"), simulate="low_res")
+
+
+def _tiny_config(source: SourceConfig, **kw) -> TrainConfig:
+    base = dict(model=ModelConfig(input_size=64, patch_size=32), sources=(source,), iterations=12, batch_size=8,
+                checkpoint_every=6, log_every=1, imagenet_init=False, workers=1, val_every=1000)
+    return TrainConfig(**(base | kw))
+
+
+def test_resume_continues_exactly(tmp_path):
+    torch.set_num_threads(1)
+    source = _synthetic_source(tmp_path / "data")
+    config = _tiny_config(source)
+    whole = train(config, tmp_path / "whole", progress=False)
+    train(config, tmp_path / "split", progress=False, stop_at=6)
+    assert json.loads((tmp_path / "split" / "last_state.json").read_text())["iteration"] == 6
+    assert not (tmp_path / "split" / "final.safetensors").exists()
+    resumed = train(config, tmp_path / "split", progress=False)
+    a, b = whole.net.state_dict(), resumed.net.state_dict()
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+    loaded = load_model(tmp_path / "split" / "final")
+    assert loaded.config == config.model
+
+
+@needs_shared_data("ccp")
+def test_tiny_training_on_shared_images_lowers_the_loss(tmp_path):
+    torch.set_num_threads(2)
+    ccp = SHARED_DATA / "ccp"
+    source = SourceConfig(kind="masks", images=str(ccp / "images"), gt=str(ccp / "masks"),
+                          coarse=str(ccp / "coarse_selfie"), stems="0001-0004")
+    config = _tiny_config(source, iterations=40, batch_size=16, lr=0.02, checkpoint_every=40,
+                          val_sources=(SourceConfig(**(source.__dict__ | {"stems": "0701-0702"})),), val_every=40,
+                          val_images=2)
+    train(config, tmp_path / "run", progress=False)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in log if "loss" in r]
+    assert np.mean(losses[-8:]) < 0.7 * np.mean(losses[:4])
+    assert "biou_after" in log[-1] and "patch_iou" in log[-1]
+    refiner = Refiner(tmp_path / "run" / "final.safetensors")
+    from bprefine.data.images import read_image, read_mask
+
+    out = refiner.refine(read_image(ccp / "images" / "0701.jpg"), read_mask(ccp / "coarse_selfie" / "0701.png"))
+    assert out.shape == (832, 550) or out.ndim == 2
+
+
+def test_config_yaml_and_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model: {input_size: 64}\niterations: 5\nsources:\n"
+                    "  - {kind: masks, images: a, gt: b, simulate: low_res}\n")
+    config = load_train_config(path, ["iterations=7", "model.patch_size=32", "lr=0.02"])
+    assert (config.iterations, config.model.input_size, config.model.patch_size, config.lr) == (7, 64, 32, 0.02)
+    assert config.sources[0].simulate == "low_res"
+    with pytest.raises(ValueError, match="unknown keys"):
+        train_config_from_dict({"iterationz": 3})
+    with pytest.raises(ValueError, match="exactly one of"):
+        SourceConfig(kind="masks", images="a", gt="b")
+    with pytest.raises(ValueError, match="key=value"):
+        load_train_config(path, ["iterations"])
+    path.write_text("model: [unclosed")
+    with pytest.raises(ValueError, match="c.yaml"):
+        load_train_config(path)
+
+
+def test_shipped_configs_parse():
+    for path in sorted((REPO / "configs").glob("*.yaml")):
+        config = load_train_config(path)
+        assert config.sources, path
+
+
+def test_ddp_two_processes_on_cpu(tmp_path):
+    source = _synthetic_source(tmp_path / "data")
+    cfg = tmp_path / "ddp.yaml"
+    cfg.write_text(json.dumps({"model": {"input_size": 64, "patch_size": 32}, "iterations": 6, "batch_size": 8,
+                               "checkpoint_every": 3, "imagenet_init": False, "workers": 1,
+                               "sources": [source.__dict__]}))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           "-m", "bprefine.cli", "train", "--config", str(cfg), "--out", str(tmp_path / "run")]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert res.returncode == 0, res.stderr[-3000:]
+    meta = json.loads((tmp_path / "run" / "train_config.json").read_text())
+    assert meta["world_size"] == 2
+    assert (tmp_path / "run" / "last_rng_1.json").is_file()
+    load_model(tmp_path / "run" / "final")
