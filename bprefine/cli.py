@@ -164,30 +164,91 @@ def eval_group() -> None:
     """Measure masks against ground truth."""
 
 
+def _report(scores: dict, before: dict | None, keys: tuple[str, ...], as_json: bool, note: str) -> None:
+    """One JSON object, or a table with a before/after column when a baseline was given."""
+    import json
+
+    if as_json:
+        click.echo(json.dumps(scores | ({"baseline": before} if before else {})))
+        return
+    click.echo(f"{'metric':<8}{'baseline':>10}{'pred':>10}{'delta':>10}" if before else f"{'metric':<8}{'pred':>10}")
+    for k in keys:
+        if before:
+            click.echo(f"{k:<8}{before[k]:>10.4f}{scores[k]:>10.4f}{scores[k] - before[k]:>+10.4f}")
+        else:
+            click.echo(f"{k:<8}{scores[k]:>10.4f}")
+    click.echo(note)
+
+
+_json_flag = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+
+
 @eval_group.command("masks")
 @click.option("--gt", "gt_dir", type=click.Path(path_type=Path), required=True, help="Ground-truth mask PNGs.")
 @click.option("--pred", "pred_dir", type=click.Path(path_type=Path), required=True, help="Predicted mask PNGs.")
 @click.option("--baseline", type=click.Path(path_type=Path), default=None,
               help="Masks before refinement, to print before/after side by side.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@_json_flag
 def eval_masks_cmd(gt_dir: Path, pred_dir: Path, baseline: Path | None, as_json: bool) -> None:
     """Class-agnostic masks: mean IoU, mean boundary IoU, boundary F at 1 px and 3 px."""
-    import json
-
     from bprefine.metrics.evaluate import MASK_METRICS, evaluate_mask_dirs
 
     scores = evaluate_mask_dirs(gt_dir, pred_dir)
     before = evaluate_mask_dirs(gt_dir, baseline) if baseline else None
-    if as_json:
-        click.echo(json.dumps(scores | ({"baseline": before} if before else {})))
-        return
-    click.echo(f"{'metric':<8}{'baseline':>10}{'pred':>10}{'delta':>10}" if before else f"{'metric':<8}{'pred':>10}")
-    for k in MASK_METRICS:
-        if before:
-            click.echo(f"{k:<8}{before[k]:>10.4f}{scores[k]:>10.4f}{scores[k] - before[k]:>+10.4f}")
-        else:
-            click.echo(f"{k:<8}{scores[k]:>10.4f}")
-    click.echo(f"({scores['n']} masks; mBIoU band = 2% of the image diagonal; BF at 1 and 3 px)")
+    _report(scores, before, MASK_METRICS, as_json,
+            f"({scores['n']} masks; mBIoU band = 2% of the image diagonal; BF at 1 and 3 px)")
+
+
+@eval_group.command("instances")
+@click.option("--gt", "gt_json", type=click.Path(path_type=Path), required=True, help="COCO ground-truth JSON.")
+@click.option("--pred", "pred_json", type=click.Path(path_type=Path), required=True, help="COCO results JSON.")
+@click.option("--baseline", type=click.Path(path_type=Path), default=None, help="Results before refinement.")
+@_json_flag
+def eval_instances_cmd(gt_json: Path, pred_json: Path, baseline: Path | None, as_json: bool) -> None:
+    """Mask AP, AP50/75/90, APs/m/l, boundary AP (APb) and AF (boundary F at 1 px over true positives)."""
+    from bprefine.metrics.instances import INSTANCE_METRICS, evaluate_instances
+
+    def run(path: Path) -> dict:
+        load_image_info(gt_json)  # clear errors for a missing or malformed file
+        return evaluate_instances(str(gt_json), load_results(path))
+
+    scores = run(pred_json)
+    before = run(baseline) if baseline else None
+    _report(scores, before, INSTANCE_METRICS, as_json, "(COCO-style, fractions; APb: Boundary IoU, AF: 1 px)")
+
+
+@eval_group.command("semantic")
+@click.option("--gt", "gt_dir", type=click.Path(path_type=Path), required=True, help="Ground-truth label PNGs.")
+@click.option("--pred", "pred_dir", type=click.Path(path_type=Path), required=True, help="Predicted label PNGs.")
+@click.option("--num-classes", type=click.IntRange(1), required=True)
+@click.option("--ignore-index", type=int, default=None)
+@click.option("--tolerance", type=click.FloatRange(0), default=1.0, show_default=True, help="Boundary F tolerance (px).")
+@click.option("--baseline", type=click.Path(path_type=Path), default=None, help="Labels before refinement.")
+@_json_flag
+def eval_semantic_cmd(gt_dir: Path, pred_dir: Path, num_classes: int, ignore_index: int | None, tolerance: float,
+                      baseline: Path | None, as_json: bool) -> None:
+    """mIoU and boundary F-score averaged over classes (per-class figures in --json)."""
+    from bprefine.metrics.evaluate import evaluate_semantic_dirs
+
+    kw = dict(num_classes=num_classes, ignore_index=ignore_index, tolerance=tolerance)
+    scores = evaluate_semantic_dirs(gt_dir, pred_dir, **kw)
+    before = evaluate_semantic_dirs(gt_dir, baseline, **kw) if baseline else None
+    _report(scores, before, ("mIoU", "BF"), as_json, f"({scores['n']} images; BF at {tolerance:g} px)")
+
+
+@eval_group.command("panoptic")
+@click.option("--gt-json", type=click.Path(path_type=Path), required=True)
+@click.option("--gt-dir", type=click.Path(path_type=Path), required=True)
+@click.option("--pred-json", type=click.Path(path_type=Path), required=True)
+@click.option("--pred-dir", type=click.Path(path_type=Path), required=True)
+@_json_flag
+def eval_panoptic_cmd(gt_json: Path, gt_dir: Path, pred_json: Path, pred_dir: Path, as_json: bool) -> None:
+    """PQ, SQ, RQ, PQ for things and stuff, and boundary PQ (COCO panoptic PNG + JSON)."""
+    from bprefine.metrics.evaluate import evaluate_panoptic
+    from bprefine.metrics.panoptic import PANOPTIC_METRICS
+
+    scores = evaluate_panoptic(gt_json, gt_dir, pred_json, pred_dir)
+    _report(scores, None, PANOPTIC_METRICS, as_json, f"({scores['n']} images)")
 
 
 @main.command()

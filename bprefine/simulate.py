@@ -100,8 +100,9 @@ def semantic_low_res(labels: np.ndarray, *, num_classes: int, rng: np.random.Gen
     noise = float(rng.uniform(0.1, 0.3)) if noise is None else noise
     h, w = labels.shape
     lh, lw = max(int(round(h / stride)), 1), max(int(round(w / stride)), 1)
-    onehot = np.stack([(labels == c).astype(np.float32) for c in range(num_classes)], axis=-1)
-    small = cv2.resize(onehot, (lw, lh), interpolation=cv2.INTER_AREA).reshape(lh, lw, num_classes)
+    # cv2 resizes at most 4 channels at a time: one class at a time
+    small = np.stack([cv2.resize((labels == c).astype(np.float32), (lw, lh), interpolation=cv2.INTER_AREA)
+                      for c in range(num_classes)], axis=-1)
     for c in range(num_classes):
         small[..., c] += smooth_noise((lh, lw), rng=rng, cell=2, amplitude=noise)
     up = np.stack([_upsample_shifted(small[..., c], (h, w), rng, 0.0) for c in range(num_classes)], axis=-1)

@@ -101,6 +101,8 @@ def test_simulators_are_deterministic_and_plausible(rng):
     assert (coarse[0:5, 0:5] == 255).all() and set(np.unique(coarse)) <= {0, 1, 2, 255}
     assert (coarse == labels).mean() > 0.85
     assert mask_head(np.zeros((10, 10), bool), rng=rng).sum() == 0
+    many = (np.arange(120 * 160).reshape(120, 160) // 1600) % 11  # 11 classes in horizontal bands
+    assert set(np.unique(semantic_low_res(many, num_classes=11, rng=rng))) <= set(range(11))
 
 
 def _synthetic_source(root: Path, n: int = 4) -> SourceConfig:

@@ -56,3 +56,58 @@ def evaluate_mask_dirs(gt_dir: str | Path, pred_dir: str | Path) -> dict[str, fl
         except ValueError as err:
             raise ValueError(f"{pred_path}: {err}") from None
     return mean_scores(rows) | {"n": len(rows)}
+
+
+def evaluate_semantic_dirs(gt_dir: str | Path, pred_dir: str | Path, *, num_classes: int,
+                           ignore_index: int | None = None, tolerance: float = 1.0) -> dict:
+    """mIoU and mean per-class boundary F over label PNGs matched by name (plus ``per_class`` and ``n``)."""
+    from bprefine.data.images import read_label_map
+    from bprefine.metrics.semantic import SemanticAccumulator
+
+    acc = SemanticAccumulator(num_classes, ignore_index=ignore_index, tolerance=tolerance)
+    pairs = mask_dir_pairs(gt_dir, pred_dir)
+    for pred_path, gt_path in pairs:
+        try:
+            acc.add(read_label_map(pred_path), read_label_map(gt_path))
+        except ValueError as err:
+            raise ValueError(f"{pred_path}: {err}") from None
+    return acc.result() | {"n": len(pairs)}
+
+
+def _panoptic_annotations(json_path: Path) -> dict[str, dict]:
+    from bprefine.data.coco import load_json
+
+    data = load_json(json_path)
+    anns = data.get("annotations") if isinstance(data, dict) else None
+    if not isinstance(anns, list):
+        raise ValueError(f"{json_path}: expected a COCO panoptic JSON with an 'annotations' list")
+    out = {}
+    for k, a in enumerate(anns):
+        if not isinstance(a, dict) or "file_name" not in a or "segments_info" not in a:
+            raise ValueError(f"{json_path}: annotation {k} needs file_name and segments_info")
+        out[a["file_name"]] = a
+    return out
+
+
+def evaluate_panoptic(gt_json: str | Path, gt_dir: str | Path, pred_json: str | Path, pred_dir: str | Path) -> dict:
+    """PQ, SQ, RQ, PQ_th, PQ_st and boundary PQ for COCO panoptic PNG + JSON predictions."""
+    from bprefine.data.coco import load_json
+    from bprefine.metrics.panoptic import PanopticAccumulator, read_panoptic_png
+
+    gt_json, pred_json = Path(gt_json), Path(pred_json)
+    gt_data = load_json(gt_json)
+    cats = gt_data.get("categories") if isinstance(gt_data, dict) else None
+    if not cats:
+        raise ValueError(f"{gt_json}: expected a 'categories' list")
+    acc = PanopticAccumulator({int(c["id"]): c for c in cats})
+    gts, preds = _panoptic_annotations(gt_json), _panoptic_annotations(pred_json)
+    for name, g in gts.items():
+        if name not in preds:
+            raise ValueError(f"{pred_json}: no prediction for {name}")
+        p = preds[name]
+        gt_ids, pred_ids = read_panoptic_png(Path(gt_dir) / name), read_panoptic_png(Path(pred_dir) / name)
+        try:
+            acc.add(gt_ids, g["segments_info"], pred_ids, p["segments_info"])
+        except ValueError as err:
+            raise ValueError(f"{Path(pred_dir) / name}: {err}") from None
+    return acc.result() | {"n": len(gts)}
