@@ -137,6 +137,88 @@ def refine_masks_cmd(images_dir: Path, masks_dir: Path, out: Path, **opts) -> No
     click.echo(f"wrote {len(pairs)} refined masks to {out}")
 
 
+@refine.command("semantic")
+@click.option("--images", "images_dir", type=click.Path(path_type=Path), required=True, help="Image folder.")
+@click.option("--labels", "labels_dir", type=click.Path(path_type=Path), required=True,
+              help="Folder of label PNGs (uint8 or uint16) named like the images.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for refined label PNGs.")
+@click.option("--num-classes", type=click.IntRange(1), required=True)
+@click.option("--ignore-index", type=int, default=None, help="Label left untouched (e.g. 255).")
+@refiner_options
+def refine_semantic_cmd(images_dir: Path, labels_dir: Path, out: Path, num_classes: int, ignore_index: int | None,
+                        **opts) -> None:
+    """Refine semantic label maps: every class mask is refined, one label per pixel, ignore untouched."""
+    from PIL import Image
+
+    from bprefine.data.images import atomic_path, read_label_map
+
+    pairs = mask_pairs(images_dir, labels_dir)
+    refiner = _make_refiner(**opts)
+    with staged_dir(out) as stage:
+        for image_path, label_path in _progress(pairs, "maps"):
+            image, labels = read_image(image_path), read_label_map(label_path)
+            check_same_size(image, labels, image_path, label_path)
+            try:
+                refined = refiner.refine_semantic(image, labels, num_classes, ignore_index)
+            except ValueError as err:
+                raise ValueError(f"{label_path}: {err}") from None
+            dtype = np.uint8 if refined.max(initial=0) < 256 else np.uint16
+            with atomic_path(stage / label_path.name) as tmp:
+                Image.fromarray(refined.astype(dtype)).save(tmp, format="PNG")
+    click.echo(f"wrote {len(pairs)} refined label maps to {out}")
+
+
+@refine.command("panoptic")
+@click.option("--images", "images_dir", type=click.Path(path_type=Path), required=True, help="Image folder.")
+@click.option("--pred-json", type=click.Path(path_type=Path), required=True, help="COCO panoptic JSON.")
+@click.option("--pred-dir", type=click.Path(path_type=Path), required=True, help="Its PNG folder.")
+@click.option("--out-json", type=click.Path(path_type=Path), required=True)
+@click.option("--out-dir", type=click.Path(path_type=Path), required=True)
+@refiner_options
+def refine_panoptic_cmd(images_dir: Path, pred_json: Path, pred_dir: Path, out_json: Path, out_dir: Path,
+                        **opts) -> None:
+    """Refine COCO-format panoptic predictions (also Cityscapes panoptic): PNG ids + segments_info."""
+    from PIL import Image
+
+    from bprefine.data.coco import load_json
+    from bprefine.data.images import atomic_path
+    from bprefine.metrics.panoptic import id_to_rgb, read_panoptic_png
+
+    data = load_json(pred_json)
+    anns = data.get("annotations") if isinstance(data, dict) else None
+    if not isinstance(anns, list):
+        raise ValueError(f"{pred_json}: expected a COCO panoptic JSON with an 'annotations' list")
+    names = _panoptic_image_names(data, pred_json)
+    refiner = _make_refiner(**opts)
+    refined_anns = []
+    with staged_dir(out_dir) as stage:
+        for k, ann in enumerate(_progress(anns, "images")):
+            if not isinstance(ann, dict) or "file_name" not in ann or "segments_info" not in ann:
+                raise ValueError(f"{pred_json}: annotation {k} needs file_name and segments_info")
+            png = pred_dir / ann["file_name"]
+            image_path = images_dir / names.get(ann.get("image_id"), Path(ann["file_name"]).stem + ".jpg")
+            image, ids = read_image(image_path), read_panoptic_png(png)
+            check_same_size(image, ids, image_path, png)
+            try:
+                new_ids, segments = refiner.refine_panoptic(image, ids, ann["segments_info"])
+            except ValueError as err:
+                raise ValueError(f"{png}: {err}") from None
+            with atomic_path(stage / ann["file_name"]) as tmp:
+                Image.fromarray(id_to_rgb(new_ids)).save(tmp, format="PNG")
+            refined_anns.append(dict(ann, segments_info=segments))
+        write_json(out_json, dict(data, annotations=refined_anns))
+    click.echo(f"wrote {len(refined_anns)} refined panoptic predictions to {out_json} and {out_dir}")
+
+
+def _panoptic_image_names(data: dict, pred_json: Path) -> dict:
+    """image_id -> image file name, from the JSON's "images" list when it has one."""
+    out = {}
+    for im in data.get("images", []) or []:
+        if isinstance(im, dict) and "id" in im and "file_name" in im:
+            out[im["id"]] = im["file_name"]
+    return out
+
+
 def mask_pairs(images_dir: Path, masks_dir: Path) -> list[tuple[Path, Path]]:
     """(image, mask PNG) pairs matched by file stem; every image needs its mask."""
     images = list_images(images_dir)
@@ -155,7 +237,7 @@ def mask_pairs(images_dir: Path, masks_dir: Path) -> list[tuple[Path, Path]]:
 
 def check_same_size(image: np.ndarray, mask: np.ndarray, image_path: Path, mask_path: Path) -> None:
     if mask.shape != image.shape[:2]:
-        raise ValueError(f"{mask_path}: mask is {mask.shape[0]}x{mask.shape[1]} but image {image_path.name} is "
+        raise ValueError(f"{mask_path}: map is {mask.shape[0]}x{mask.shape[1]} but image {image_path.name} is "
                          f"{image.shape[0]}x{image.shape[1]} (HxW)")
 
 

@@ -122,8 +122,7 @@ class Refiner:
             stack = np.asarray(stack).astype(bool, copy=False)
             _validate(image, stack)
             jobs += [(i, m) for m in stack]
-        patches, accs = self._plan(images, jobs)
-        self._run(images, jobs, patches, accs)
+        accs = self._accumulate(images, jobs)
         refined = [acc.apply(mask) if acc else mask.copy() for (_, mask), acc in zip(jobs, accs)]
         out, start = [], 0
         for image, stack in zip(images, masks):
@@ -131,6 +130,82 @@ class Refiner:
             out.append(np.stack(refined[start : start + n]) if n else np.zeros((0, *image.shape[:2]), bool))
             start += n
         return out
+
+    def refine_semantic(self, image: np.ndarray, labels: np.ndarray, num_classes: int,
+                        ignore_index: int | None = None) -> np.ndarray:
+        """Refine an H x W label map; each class's mask is refined as an instance (paper section 3.3).
+
+        Every output pixel gets exactly one label: where several classes' refined patches claim a
+        pixel (mean logit > 0) the most confident wins; where none does, the coarse label stays.
+        Pixels labelled ``ignore_index`` stay as they are and no other pixel becomes ``ignore_index``.
+        """
+        labels = np.asarray(labels)
+        if labels.shape != image.shape[:2]:
+            raise ValueError(f"labels must be H x W matching the image {image.shape[:2]}, got {labels.shape}")
+        fixed = labels == ignore_index if ignore_index is not None else np.zeros(labels.shape, bool)
+        bad = ~fixed & ((labels < 0) | (labels >= num_classes))
+        if bad.any():
+            raise ValueError(f"labels hold values outside 0..{num_classes - 1}: {np.unique(labels[bad])[:5].tolist()}")
+        classes = [c for c in range(num_classes) if (labels == c).any()]
+        owner = self.refine_exclusive(image, np.stack([labels == c for c in classes]) if classes else
+                                      np.zeros((0, *labels.shape), bool), fixed=fixed)
+        out = labels.copy()
+        moved = owner >= 0
+        out[moved] = np.asarray(classes, labels.dtype)[owner[moved]]
+        return out
+
+    def refine_panoptic(self, image: np.ndarray, segment_ids: np.ndarray, segments_info: list[dict]
+                        ) -> tuple[np.ndarray, list[dict]]:
+        """Refine a panoptic prediction: an H x W segment-id map (0 = void) and its ``segments_info``.
+
+        Every segment, thing or stuff, is refined as an instance; each pixel then gets one segment
+        (most confident claim wins, unclaimed pixels keep theirs). Void stays void. Ids and categories
+        are kept; ``area`` and ``bbox`` are recomputed; a segment refined away is dropped.
+        """
+        segment_ids = np.asarray(segment_ids)
+        if segment_ids.shape != image.shape[:2]:
+            raise ValueError(f"segment map must be H x W matching the image {image.shape[:2]}, got {segment_ids.shape}")
+        info = {int(s["id"]): s for s in segments_info}
+        present = [int(v) for v in np.unique(segment_ids) if v != 0]
+        unknown = [v for v in present if v not in info]
+        if unknown:
+            raise ValueError(f"segment ids {unknown[:5]} are in the map but not in segments_info")
+        ids = [v for v in present]
+        masks = np.stack([segment_ids == v for v in ids]) if ids else np.zeros((0, *segment_ids.shape), bool)
+        owner = self.refine_exclusive(image, masks, fixed=segment_ids == 0)
+        out = np.where(owner >= 0, np.asarray(ids + [0], segment_ids.dtype)[owner], segment_ids).astype(segment_ids.dtype)
+        return out, _updated_segments(out, segments_info)
+
+    def refine_exclusive(self, image: np.ndarray, masks: np.ndarray, *, fixed: np.ndarray | None = None) -> np.ndarray:
+        """Refine K disjoint masks together and give each pixel one owner: an (H, W) int index into
+        ``masks`` (-1 where no mask owns it). ``fixed`` pixels (void, ignore) keep their coarse owner."""
+        masks = np.asarray(masks).astype(bool, copy=False)
+        _validate(image, masks)
+        h, w = image.shape[:2]
+        owner = np.full((h, w), -1, np.int32)
+        for k, m in enumerate(masks):
+            owner[m] = k
+        best = np.full((h, w), -np.inf, np.float32)  # one image-sized buffer for all masks
+        new_owner = owner.copy()
+        for k, acc in enumerate(self._accumulate([image], [(0, m) for m in masks])):
+            if acc is None:
+                continue
+            ox, oy = acc.origin_xy
+            bh, bw = acc.count.shape
+            mean = acc.logit_sum / np.maximum(acc.count, 1)
+            region_best, region_owner = best[oy : oy + bh, ox : ox + bw], new_owner[oy : oy + bh, ox : ox + bw]
+            wins = (acc.count > 0) & (mean > 0) & (mean > region_best)
+            region_best[wins] = mean[wins]
+            region_owner[wins] = k
+        claimed = np.isfinite(best)
+        if fixed is not None:
+            claimed &= ~fixed
+        return np.where(claimed, new_owner, owner)
+
+    def _accumulate(self, images, jobs) -> list[PatchAccumulator | None]:
+        patches, accs = self._plan(images, jobs)
+        self._run(images, jobs, patches, accs)
+        return accs
 
     def boxes_for(self, mask: np.ndarray) -> np.ndarray:
         """The boxes this refiner would refine for one mask (K x 4 ``boxes_xyxy``)."""
@@ -186,6 +261,21 @@ class Refiner:
             msks.append(cm)
             start = end
         return np.concatenate(imgs), np.concatenate(msks)
+
+
+def _updated_segments(segment_ids: np.ndarray, segments_info: list[dict]) -> list[dict]:
+    """``segments_info`` in its order with area and bbox (x, y, w, h) recomputed; empty segments dropped."""
+    from bprefine.patches import mask_bbox
+
+    out = []
+    for s in segments_info:
+        m = segment_ids == int(s["id"])
+        box = mask_bbox(m)
+        if box is None:
+            continue
+        x0, y0, x1, y1 = box
+        out.append(dict(s, area=int(m.sum()), bbox=[x0, y0, x1 - x0, y1 - y0]))
+    return out
 
 
 def _hw(box: np.ndarray) -> tuple[int, int]:

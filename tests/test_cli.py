@@ -190,3 +190,46 @@ def test_eval_masks_json_and_table(tmp_path):
     res = _run("eval", "masks", "--gt", gt, "--pred", pred, "--baseline", pred)
     assert res.exit_code == 0 and "+0.0000" in res.output
     _assert_clean_error(_run("eval", "masks", "--gt", gt, "--pred", tmp_path / "none"), "none")
+
+
+def test_refine_semantic_round_trip_and_errors(tmp_path, model_path):
+    images, labels = tmp_path / "img", tmp_path / "lab"
+    images.mkdir(), labels.mkdir()
+    _write_image(images / "a.png", hw=(40, 50))
+    lab = np.zeros((40, 50), np.uint8)
+    lab[:, 25:] = 1
+    lab[0:3, 0:3] = 255
+    Image.fromarray(lab).save(labels / "a.png")
+    out = tmp_path / "out"
+    args = ["refine", "semantic", "--images", images, "--labels", labels, "--out", out, "--num-classes", 2,
+            "--model", model_path]
+    res = _run(*args, "--ignore-index", 255)
+    assert res.exit_code == 0, res.output
+    refined = np.asarray(Image.open(out / "a.png"))
+    assert refined.shape == (40, 50) and np.array_equal(refined == 255, lab == 255)
+    assert set(np.unique(refined)) <= {0, 1, 255}
+    _assert_clean_error(_run(*args[:-2], "--out", tmp_path / "out2", "--model", model_path), "a.png", "outside 0..1")
+    assert not (tmp_path / "out2").exists()
+
+
+def test_refine_panoptic_round_trip(tmp_path, model_path):
+    from bprefine.metrics.panoptic import id_to_rgb, rgb_to_id
+
+    images, pan = tmp_path / "img", tmp_path / "pan"
+    images.mkdir(), pan.mkdir()
+    _write_image(images / "x.jpg", hw=(40, 50))
+    ids = np.full((40, 50), 7, np.int64)
+    ids[10:30, 10:30] = 300
+    ids[0:2, :] = 0
+    Image.fromarray(id_to_rgb(ids)).save(pan / "x.png")
+    segs = [{"id": 7, "category_id": 100, "iscrowd": 0}, {"id": 300, "category_id": 1, "iscrowd": 0}]
+    (tmp_path / "p.json").write_text(json.dumps({"annotations": [{"image_id": 1, "file_name": "x.png",
+                                                                  "segments_info": segs}],
+                                                 "images": [{"id": 1, "file_name": "x.jpg"}]}))
+    res = _run("refine", "panoptic", "--images", images, "--pred-json", tmp_path / "p.json", "--pred-dir", pan,
+               "--out-json", tmp_path / "o.json", "--out-dir", tmp_path / "o", "--model", model_path)
+    assert res.exit_code == 0, res.output
+    out_ids = rgb_to_id(np.asarray(Image.open(tmp_path / "o" / "x.png").convert("RGB")))
+    info = json.loads((tmp_path / "o.json").read_text())["annotations"][0]["segments_info"]
+    assert np.array_equal(out_ids == 0, ids == 0)
+    assert {s["id"]: s["area"] for s in info} == {v: int((out_ids == v).sum()) for v in (7, 300) if (out_ids == v).any()}

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bprefine import Refiner
+from bprefine.data.cityscapes import label_ids_to_train_ids, train_ids_to_label_ids
+from bprefine.metrics.panoptic import id_to_rgb, rgb_to_id
+from tests.conftest import SHARED_DATA, ConstantNet, IdentityNet, model_with, needs_shared_data
+
+
+class MaskPlusNet(IdentityNet):
+    """Identity logits plus a constant: refined masks grow by one logit unit's worth of confidence."""
+
+    def forward(self, image, mask):
+        return mask * 2 + 1  # coarse fg -> 3, coarse bg -> -1 (after normalisation to +-1)
+
+
+def _labels(rng, h=90, w=120, n=4):
+    lab = np.zeros((h, w), np.int64)
+    lab[:, w // 3 :] = 1
+    lab[h // 2 :, : w // 2] = 2
+    lab[20:40, 70:100] = 3
+    return lab
+
+
+def test_identity_network_leaves_labels_unchanged(rng):
+    labels = _labels(rng)
+    labels[0:5, 0:5] = 255
+    image = rng.integers(0, 256, (*labels.shape, 3), dtype=np.uint8)
+    out = Refiner(model_with(IdentityNet()), patch_size=16).refine_semantic(image, labels, 4, ignore_index=255)
+    assert np.array_equal(out, labels) and out.dtype == labels.dtype
+
+
+def test_every_pixel_one_label_and_ignore_untouched(rng):
+    labels = _labels(rng)
+    labels[40:60, 10:30] = 255
+    image = rng.integers(0, 256, (*labels.shape, 3), dtype=np.uint8)
+    # Every class claims its whole patches with the same confidence: conflicts must resolve to one label.
+    out = Refiner(model_with(ConstantNet(4.0)), patch_size=16).refine_semantic(image, labels, 4, ignore_index=255)
+    assert out.shape == labels.shape
+    assert np.array_equal(out == 255, labels == 255)  # ignore neither invented nor lost
+    assert set(np.unique(out)) <= {0, 1, 2, 3, 255}
+    assert not np.array_equal(out, labels)
+
+
+def test_most_confident_claim_wins(rng):
+    labels = np.zeros((64, 64), np.int64)
+    labels[:, 32:] = 1
+    image = np.zeros((64, 64, 3), np.uint8)
+    out = Refiner(model_with(MaskPlusNet()), patch_size=16).refine_semantic(image, labels, 2)
+    # Each class's own pixels get mean logit 3 from its own patches and -1 from the other's:
+    # every pixel is claimed most confidently by its coarse class, so nothing changes.
+    assert np.array_equal(out, labels)
+
+
+def test_bad_labels_raise(rng):
+    image = np.zeros((10, 10, 3), np.uint8)
+    with pytest.raises(ValueError, match="outside 0..2"):
+        Refiner(model_with(IdentityNet())).refine_semantic(image, np.full((10, 10), 7), 3)
+    with pytest.raises(ValueError, match="matching the image"):
+        Refiner(model_with(IdentityNet())).refine_semantic(image, np.zeros((9, 10), np.int64), 3)
+
+
+def _panoptic_case():
+    ids = np.zeros((80, 100), np.int64)
+    ids[:, :50] = 5  # stuff
+    ids[:, 50:] = 9  # stuff
+    ids[20:50, 30:70] = 1000  # thing
+    ids[60:70, 5:15] = 0  # void
+    segs = [{"id": 5, "category_id": 184, "iscrowd": 0, "area": 0, "bbox": [0, 0, 0, 0]},
+            {"id": 9, "category_id": 185, "iscrowd": 0},
+            {"id": 1000, "category_id": 1, "iscrowd": 0}]
+    return ids, segs
+
+
+def test_panoptic_identity_and_segments_info(rng):
+    ids, segs = _panoptic_case()
+    image = rng.integers(0, 256, (*ids.shape, 3), dtype=np.uint8)
+    out, info = Refiner(model_with(IdentityNet()), patch_size=16).refine_panoptic(image, ids, segs)
+    assert np.array_equal(out, ids)
+    assert [s["id"] for s in info] == [5, 9, 1000] and [s["category_id"] for s in info] == [184, 185, 1]
+    for s in info:
+        m = out == s["id"]
+        ys, xs = np.nonzero(m)
+        assert s["area"] == int(m.sum())
+        assert s["bbox"] == [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
+
+
+def test_panoptic_uniqueness_void_and_dropped_segments(rng):
+    ids, segs = _panoptic_case()
+    image = rng.integers(0, 256, (*ids.shape, 3), dtype=np.uint8)
+    out, info = Refiner(model_with(ConstantNet(-3.0)), patch_size=16).refine_panoptic(image, ids, segs)
+    assert np.array_equal(out, ids)  # nobody claims anything: coarse ids stay
+    out, info = Refiner(model_with(ConstantNet(3.0)), patch_size=16).refine_panoptic(image, ids, segs)
+    assert np.array_equal(out == 0, ids == 0)  # void stays void, nothing becomes void
+    assert set(np.unique(out)) <= {0, 5, 9, 1000}
+    assert sum(s["area"] for s in info) == int((out != 0).sum())
+    with pytest.raises(ValueError, match="not in segments_info"):
+        Refiner(model_with(IdentityNet())).refine_panoptic(image, ids, segs[:2])
+
+
+def test_cityscapes_id_round_trip():
+    train = np.arange(19, dtype=np.uint8)
+    assert np.array_equal(label_ids_to_train_ids(train_ids_to_label_ids(train)), train)
+    assert label_ids_to_train_ids(np.array([0, 7, 26, 33, 4]))[[0, 4]].tolist() == [255, 255]
+
+
+@needs_shared_data("samples/cityscapes_mmseg_pseudo")
+def test_cityscapes_sample_label_and_train_ids_agree():
+    root = SHARED_DATA / "samples" / "cityscapes_mmseg_pseudo" / "gtFine" / "val" / "frankfurt"
+    label = np.asarray(Image.open(root / "frankfurt_000000_000294_gtFine_labelIds.png"))
+    train = np.asarray(Image.open(root / "frankfurt_000000_000294_gtFine_labelTrainIds.png"))
+    # The sample's two maps were downscaled to 256x128 separately, so a few edge pixels disagree
+    # (0.23%); the mapping must explain all the rest.
+    assert (label_ids_to_train_ids(label) == train).mean() > 0.995
+
+
+@needs_shared_data("samples/coco_panoptic_panopticapi")
+def test_panoptic_round_trip_on_shared_sample():
+    root = SHARED_DATA / "samples" / "coco_panoptic_panopticapi"
+    data = json.loads((root / "panoptic_examples.json").read_text())
+    ann = data["annotations"][0]
+    ids = rgb_to_id(np.asarray(Image.open(root / "panoptic_examples" / ann["file_name"]).convert("RGB")))
+    image = np.asarray(Image.open(root / "input_images" / ann["file_name"].replace(".png", ".jpg")).convert("RGB"))
+    out, info = Refiner(model_with(IdentityNet())).refine_panoptic(image, ids, ann["segments_info"])
+    assert np.array_equal(out, ids)
+    assert np.array_equal(rgb_to_id(id_to_rgb(out)), ids)
+    assert {s["id"]: s["area"] for s in info} == {s["id"]: s["area"] for s in ann["segments_info"]}
