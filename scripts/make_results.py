@@ -2,35 +2,57 @@
 
     python scripts/make_results.py --data ../shared/data --model default --out docs/results.md
 
-CCP 0701-0804 (104 photos never used in training), ground truth = person masks:
-- coarse = real MediaPipe selfie masks (the coarse source the model trained on, other photos);
-- coarse = real MediaPipe pose masks (a coarse source the model never saw: transfer, paper Table 8);
-- coarse = the ground truth itself (stability: refinement must not damage good masks);
-and the effect of the inference NMS threshold (paper Table 7) on the selfie masks.
-Everything is deterministic (no sampling); timings are medians on this machine.
+Sections (all on data the model never trained on; simulated coarse inputs use seed 0):
+- ccp:      CCP 0701-0804 person masks; coarse = real MediaPipe selfie masks, real MediaPipe pose masks
+            (transfer: never seen in training), and the ground truth itself (stability); NMS 0.25 vs 0.55.
+- dsb:      DSB2018 train images 201-300 (training used the first 200), nuclei through the simulated
+            Mask R-CNN-like mask head; COCO mask AP, boundary AP, AF, mean boundary IoU.
+- camvid:   CamVid val (101 frames), simulated stride-8/16 semantic predictions; mIoU and boundary F
+            (1 px) overall and per class, and the refinement time per frame.
+- panoptic: the two COCO panoptic samples and DSB images 201-220 as things-plus-background panoptic
+            predictions, each segment through the mask-head / low-resolution simulator; PQ and boundary PQ.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import json
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
+from pycocotools.coco import COCO
 
 from bprefine import Refiner
-from bprefine.data.images import read_image, read_mask
+from bprefine.data.coco import encode_mask
+from bprefine.data.images import read_image, read_label_map, read_mask
+from bprefine.metrics import boundary_iou
 from bprefine.metrics.evaluate import MASK_METRICS, mask_scores, mean_scores
+from bprefine.metrics.instances import INSTANCE_METRICS, evaluate_instances
+from bprefine.metrics.panoptic import PanopticAccumulator, rgb_to_id
+from bprefine.metrics.semantic import SemanticAccumulator
+from bprefine.simulate import low_res, mask_head, rng_for, semantic_low_res
 
-VAL_IDS = range(701, 805)
+CAMVID_CLASSES = ("Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car",
+                  "Pedestrian", "Bicyclist")
 
 
-def evaluate(refiner: Refiner, data: Path, coarse_dir: str | None) -> tuple[dict, dict, float, float]:
-    """(before, after, mean patches per image, median seconds per image)."""
+def pct(x: float) -> str:
+    return f"{100 * x:.2f}"
+
+
+# ------------------------------------------------------------------ CCP
+
+
+def ccp_eval(refiner: Refiner, data: Path, coarse_dir: str | None) -> tuple[dict, dict, float, float]:
+    """(before, after, mean patches per image, median seconds per image) on CCP 0701-0804."""
     before, after, patches, seconds = [], [], [], []
-    for i in VAL_IDS:
+    for i in range(701, 805):
         name = f"{i:04d}"
         image = read_image(data / "ccp" / "images" / f"{name}.jpg")
         gt = read_mask(data / "ccp" / "masks" / f"{name}.png")
@@ -44,13 +66,167 @@ def evaluate(refiner: Refiner, data: Path, coarse_dir: str | None) -> tuple[dict
     return mean_scores(before), mean_scores(after), float(np.mean(patches)), statistics.median(seconds)
 
 
-def table(rows: list[tuple[str, dict, dict]]) -> list[str]:
+def section_ccp(model: str, data: Path) -> list[str]:
+    refiner = Refiner(model, nms_threshold=0.55)
     head = "| coarse input | " + " | ".join(f"{k} before | {k} after" for k in MASK_METRICS) + " |"
-    lines = [head, "|" + "---|" * (1 + 2 * len(MASK_METRICS))]
-    for name, b, a in rows:
-        cells = " | ".join(f"{100 * b[k]:.2f} | **{100 * a[k]:.2f}**" for k in MASK_METRICS)
-        lines.append(f"| {name} | {cells} |")
-    return lines
+    lines = ["## CCP person masks: 104 held-out photos (0701-0804)", "",
+             "Percent. mIoU: mean mask IoU; mBIoU: mean boundary IoU (band 2% of the image diagonal, about 20 px "
+             "here); BF1 / BF3: mean boundary F-score at 1 / 3 px. Inference NMS 0.55.", "",
+             head, "|" + "---|" * (1 + 2 * len(MASK_METRICS))]
+    for label, coarse in (("MediaPipe selfie (real)", "coarse_selfie"),
+                          ("MediaPipe pose (real, never trained on)", "coarse_pose"),
+                          ("ground truth (stability)", None)):
+        b, a, _, _ = ccp_eval(refiner, data, coarse)
+        lines.append(f"| {label} | " + " | ".join(f"{pct(b[k])} | **{pct(a[k])}**" for k in MASK_METRICS) + " |")
+        print(label, {k: round(100 * (a[k] - b[k]), 2) for k in MASK_METRICS}, flush=True)
+    lines += ["", "Inference NMS threshold (paper Table 7), selfie masks:", "",
+              "| NMS | patches / image | median s / image | " + " | ".join(MASK_METRICS) + " |",
+              "|---|---|---|" + "---|" * len(MASK_METRICS)]
+    for thr in (0.25, 0.55):
+        _, a, n, sec = ccp_eval(Refiner(model, nms_threshold=thr), data, "coarse_selfie")
+        lines.append(f"| {thr} | {n:.0f} | {sec:.2f} | " + " | ".join(pct(a[k]) for k in MASK_METRICS) + " |")
+    return lines + [""]
+
+
+# ------------------------------------------------------------------ DSB2018
+
+
+def dsb_items(data: Path, start: int, stop: int) -> list[dict]:
+    index = json.loads((data / "dsb2018" / "train" / "index.json").read_text())
+    return index[start:stop]
+
+
+def dsb_instances(data: Path, entry: dict) -> tuple[np.ndarray, np.ndarray]:
+    root = data / "dsb2018" / "train"
+    image = read_image(root / "images" / f"{entry['id']}.png")
+    ids = read_label_map(root / "instances" / f"{entry['id']}.png")
+    labels = np.unique(ids)[1:]
+    return image, ids[None] == labels[:, None, None]
+
+
+def section_dsb(model: str, data: Path) -> list[str]:
+    refiner = Refiner(model, nms_threshold=0.55)
+    images, anns, before, after = [], [], [], []
+    biou_b, biou_a = [], []
+    for k, entry in enumerate(dsb_items(data, 200, 300)):
+        image, gts = dsb_instances(data, entry)
+        coarse = np.stack([mask_head(g, rng=rng_for(0, f"{entry['id']}/{j}")) for j, g in enumerate(gts)])
+        refined = refiner.refine_instances(image, coarse)
+        images.append({"id": k, "file_name": entry["id"], "height": image.shape[0], "width": image.shape[1]})
+        for g, c, r in zip(gts, coarse, refined):
+            anns.append({"id": len(anns) + 1, "image_id": k, "category_id": 1, "segmentation": encode_mask(g),
+                         "area": float(g.sum()), "bbox": [0, 0, 1, 1], "iscrowd": 0})
+            before.append({"image_id": k, "category_id": 1, "score": 1.0, "segmentation": encode_mask(c)})
+            after.append({"image_id": k, "category_id": 1, "score": 1.0, "segmentation": encode_mask(r)})
+            biou_b.append(boundary_iou(c, g))
+            biou_a.append(boundary_iou(r, g))
+    gt = COCO()
+    gt.dataset = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "nucleus"}]}
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+    b, a = evaluate_instances(gt, before), evaluate_instances(gt, after)
+    keys = INSTANCE_METRICS
+    return ["## DSB2018 nuclei: 100 held-out images (201-300), simulated Mask R-CNN-like coarse masks", "",
+            f"{len(anns)} nuclei. COCO-style figures in percent (every instance scored 1.0, so AP measures mask "
+            "quality only); mBIoU: mean boundary IoU per instance.", "",
+            "| | " + " | ".join(keys) + " | mBIoU |", "|---|" + "---|" * (len(keys) + 1),
+            "| coarse | " + " | ".join(pct(b[k]) for k in keys) + f" | {pct(float(np.mean(biou_b)))} |",
+            "| refined | " + " | ".join(f"**{pct(a[k])}**" for k in keys) + f" | **{pct(float(np.mean(biou_a)))}** |", ""]
+
+
+# ------------------------------------------------------------------ CamVid
+
+
+def section_camvid(model: str, data: Path) -> list[str]:
+    refiner = Refiner(model, nms_threshold=0.55)
+    root = data / "camvid" / "val"
+    acc_b, acc_a = SemanticAccumulator(11, ignore_index=11), SemanticAccumulator(11, ignore_index=11)
+    seconds = []
+    for path in sorted((root / "images").glob("*.jpg")):
+        image, labels = read_image(path), read_label_map(root / "labels" / f"{path.stem}.png")
+        coarse = semantic_low_res(labels, num_classes=11, rng=rng_for(0, path.name), ignore_index=11)
+        t = time.perf_counter()
+        refined = refiner.refine_semantic(image, coarse, 11, ignore_index=11)
+        seconds.append(time.perf_counter() - t)
+        acc_b.add(coarse, labels)
+        acc_a.add(refined, labels)
+    b, a = acc_b.result(list(CAMVID_CLASSES)), acc_a.result(list(CAMVID_CLASSES))
+    lines = ["## CamVid val: 101 frames, simulated stride-8/16 semantic predictions", "",
+             f"Percent. BF: boundary F-score at 1 px, averaged over classes. Median refinement time per 480x360 "
+             f"frame: {statistics.median(seconds):.2f} s ({torch.get_num_threads()} threads).", "",
+             "| | mIoU | BF |", "|---|---|---|",
+             f"| coarse | {pct(b['mIoU'])} | {pct(b['BF'])} |", f"| refined | **{pct(a['mIoU'])}** | **{pct(a['BF'])}** |",
+             "", "Per class (paper Table 15):", "",
+             "| class | IoU before | IoU after | BF before | BF after |", "|---|---|---|---|---|"]
+    for name in CAMVID_CLASSES:
+        pb, pa = b["per_class"][name], a["per_class"][name]
+        lines.append(f"| {name} | {pct(pb['IoU'])} | {pct(pa['IoU'])} | {pct(pb['BF'])} | {pct(pa['BF'])} |")
+    return lines + [""]
+
+
+# ------------------------------------------------------------------ panoptic
+
+
+def coarse_panoptic(ids: np.ndarray, segments: list[dict], key: str) -> np.ndarray:
+    """Each segment through a simulator (mask head for things, low resolution for stuff), painted in
+    order of decreasing area so small segments stay on top; void stays void."""
+    out = np.zeros_like(ids)
+    for s in sorted(segments, key=lambda s: -int((ids == s["id"]).sum())):
+        m = ids == s["id"]
+        rng = rng_for(0, f"{key}/{s['id']}")
+        sim = mask_head(m, rng=rng) if s.get("isthing", 1) else low_res(m, rng=rng, stride=8)
+        out[sim] = s["id"]
+    out[ids == 0] = 0
+    return out
+
+
+def section_panoptic(model: str, data: Path) -> list[str]:
+    refiner = Refiner(model, nms_threshold=0.55)
+    lines = ["## Panoptic: simulated coarse segments", "",
+             "PQ and boundary PQ in percent before / after refinement.", "",
+             "| data | PQ | PQ_th | PQ_st | PQb |", "|---|---|---|---|---|"]
+    root = data / "samples" / "coco_panoptic_panopticapi"
+    cats = {c["id"]: c for c in json.loads((root / "panoptic_coco_categories.json").read_text())}
+    coco_rows = _panoptic_rows(refiner, cats, _coco_panoptic_items(root, cats))
+    dsb_rows = _panoptic_rows(refiner, {1: {"id": 1, "isthing": 1}, 2: {"id": 2, "isthing": 0}},
+                              _dsb_panoptic_items(data))
+    for label, (b, a) in (("COCO panoptic samples (2 images)", coco_rows), ("DSB2018 201-220 (nuclei + background)", dsb_rows)):
+        lines.append(f"| {label} | " + " | ".join(f"{pct(b[k])} / **{pct(a[k])}**" for k in ("PQ", "PQ_th", "PQ_st", "PQb")) + " |")
+    return lines + [""]
+
+
+def _coco_panoptic_items(root: Path, cats: dict):
+    data = json.loads((root / "panoptic_examples.json").read_text())
+    for ann in data["annotations"]:
+        ids = rgb_to_id(np.asarray(Image.open(root / "panoptic_examples" / ann["file_name"]).convert("RGB")))
+        image = read_image(root / "input_images" / ann["file_name"].replace(".png", ".jpg"))
+        segs = [dict(s, isthing=cats[s["category_id"]]["isthing"]) for s in ann["segments_info"]]
+        yield ann["file_name"], image, ids, segs
+
+
+def _dsb_panoptic_items(data: Path):
+    for entry in dsb_items(data, 200, 220):
+        image, gts = dsb_instances(data, entry)
+        ids = np.ones(gts.shape[1:], np.int64)  # background stuff segment 1
+        segs = [{"id": 1, "category_id": 2, "iscrowd": 0, "isthing": 0}]
+        for j, g in enumerate(gts):
+            ids[g] = j + 2
+            segs.append({"id": j + 2, "category_id": 1, "iscrowd": 0, "isthing": 1})
+        yield entry["id"], image, ids, segs
+
+
+def _panoptic_rows(refiner: Refiner, cats: dict, items) -> tuple[dict, dict]:
+    acc_b, acc_a = PanopticAccumulator(cats), PanopticAccumulator(cats)
+    for key, image, ids, segs in items:
+        coarse = coarse_panoptic(ids, segs, key)
+        pred_segs = [{"id": s["id"], "category_id": s["category_id"]} for s in segs if (coarse == s["id"]).any()]
+        refined, refined_segs = refiner.refine_panoptic(image, coarse, pred_segs)
+        acc_b.add(ids, segs, coarse, pred_segs)
+        acc_a.add(ids, segs, refined, refined_segs)
+    return acc_b.result(), acc_a.result()
+
+
+SECTIONS = {"ccp": section_ccp, "dsb": section_dsb, "camvid": section_camvid, "panoptic": section_panoptic}
 
 
 def main() -> None:
@@ -58,42 +234,20 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--model", default="default")
     ap.add_argument("--out", type=Path, default=Path("docs/results.md"))
+    ap.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset of " + ",".join(SECTIONS))
     args = ap.parse_args()
-    refiner = Refiner(args.model, nms_threshold=0.55)
-    rows, nms_rows = [], []
-    for label, coarse in (("MediaPipe selfie (real)", "coarse_selfie"), ("MediaPipe pose (real, transfer)", "coarse_pose"),
-                          ("ground truth (stability)", None)):
-        before, after, _, _ = evaluate(refiner, args.data, coarse)
-        rows.append((label, before, after))
-        print(label, {k: round(after[k] - before[k], 4) for k in MASK_METRICS})
-    for thr in (0.25, 0.55):
-        r = Refiner(args.model, nms_threshold=thr)
-        _, after, n, sec = evaluate(r, args.data, "coarse_selfie")
-        nms_rows.append((thr, after, n, sec))
+    refiner = Refiner(args.model)
     cfg = refiner.config
-    lines = [
-        "# Results",
-        "",
-        "Produced by `python scripts/make_results.py --data ../shared/data --model default` (deterministic; "
-        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, engine `{refiner.engine.name}`).",
-        f"Model: bundled `default` ({cfg.preset}, input {cfg.input_size}, patch {cfg.patch_size}); see "
-        "docs/model_card.md. Inference NMS threshold 0.55 unless stated.",
-        "",
-        "## CCP person masks, 104 held-out photos (0701-0804)",
-        "",
-        "Figures in percent. mIoU: mean mask IoU; mBIoU: mean boundary IoU (band = 2% of the image diagonal, "
-        "about 20 px here); BF1 / BF3: mean boundary F-score at 1 px / 3 px tolerance.",
-        "",
-        *table(rows),
-        "",
-        "## Inference NMS threshold (selfie masks)",
-        "",
-        "| NMS threshold | patches / image | median s / image | mIoU | mBIoU | BF1 | BF3 |",
-        "|---|---|---|---|---|---|---|",
-        *[f"| {t} | {n:.0f} | {s:.2f} | " + " | ".join(f"{100 * a[k]:.2f}" for k in MASK_METRICS) + " |"
-          for t, a, n, s in nms_rows],
-        "",
-    ]
+    lines = ["# Results", "",
+             f"Produced by `python scripts/make_results.py --data ../shared/data --model {args.model}` "
+             f"(deterministic: simulated inputs use seed 0; torch {torch.__version__}, {torch.get_num_threads()} "
+             f"CPU threads, engine `{refiner.engine.name}`).",
+             f"Model: `{args.model}` ({cfg.preset}, input {cfg.input_size}, patch {cfg.patch_size}); see "
+             "docs/model_card.md. Bold: after refinement.", ""]
+    for name in args.sections.split(","):
+        t = time.time()
+        lines += SECTIONS[name](args.model, args.data)
+        print(f"{name}: {time.time() - t:.0f} s", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))
     print(f"wrote {args.out}")

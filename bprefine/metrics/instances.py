@@ -72,18 +72,29 @@ def pair_boundary_f(a: _CroppedMask, b: _CroppedMask, tolerance: float = 1.0) ->
     return boundary_f(a.in_box(box), b.in_box(box), tolerance=tolerance)
 
 
+class _MaskCache:
+    """Cropped masks by (kind, annotation id), decoded once for boundary AP and AF together."""
+
+    def __init__(self, coco_gt: COCO, coco_dt: COCO) -> None:
+        self.cocos = {"gt": coco_gt, "dt": coco_dt}
+        self.masks: dict[tuple[str, int], _CroppedMask] = {}
+
+    def get(self, kind: str, ann_id: int) -> _CroppedMask:
+        key = (kind, ann_id)
+        if key not in self.masks:
+            coco = self.cocos[kind]
+            info = coco.imgs[coco.anns[ann_id]["image_id"]]
+            margin = band_width((info["height"], info["width"])) + 2  # >= the AF tolerance + 1 too
+            self.masks[key] = _CroppedMask(coco.anns[ann_id]["segmentation"], margin)
+        return self.masks[key]
+
+
 class BoundaryCOCOeval(COCOeval):
     """COCOeval whose segmentation IoU is ``min(mask IoU, boundary IoU)`` (crowd pairs keep mask IoU)."""
 
-    def __init__(self, gt: COCO, dt: COCO) -> None:
+    def __init__(self, gt: COCO, dt: COCO, cache: _MaskCache | None = None) -> None:
         super().__init__(gt, dt, iouType="segm")
-        self._cache: dict[tuple[str, int], _CroppedMask] = {}
-
-    def _cropped(self, kind: str, ann: dict, width: int) -> _CroppedMask:
-        key = (kind, ann["id"])
-        if key not in self._cache:
-            self._cache[key] = _CroppedMask(ann["segmentation"], width + 2)
-        return self._cache[key]
+        self._cache = cache or _MaskCache(gt, dt)
 
     def computeIoU(self, imgId: int, catId: int):  # noqa: N802 (COCOeval's name)
         ious = super().computeIoU(imgId, catId)
@@ -99,7 +110,7 @@ class BoundaryCOCOeval(COCOeval):
         for i, d in enumerate(dts):
             for j, g in enumerate(gts):
                 if ious[i, j] > 0 and not g.get("iscrowd", 0):
-                    b = pair_boundary_iou(self._cropped("dt", d, width), self._cropped("gt", g, width), width)
+                    b = pair_boundary_iou(self._cache.get("dt", d["id"]), self._cache.get("gt", g["id"]), width)
                     ious[i, j] = min(ious[i, j], b)
         return ious
 
@@ -126,15 +137,9 @@ def _ap_at(ev: COCOeval, thr: float) -> float:
     return float(valid.mean()) if valid.size else -1.0
 
 
-def _af(ev: COCOeval, coco_gt: COCO, coco_dt: COCO) -> float:
+def _af(ev: COCOeval, cache: _MaskCache) -> float:
     """Mean over IoU thresholds of the mean 1-px boundary F of that threshold's true positives."""
     per_thr: list[list[float]] = [[] for _ in ev.params.iouThrs]
-    cache: dict[tuple[str, int], _CroppedMask] = {}
-
-    def cropped(kind: str, coco: COCO, ann_id: int) -> _CroppedMask:
-        if (kind, ann_id) not in cache:
-            cache[kind, ann_id] = _CroppedMask(coco.anns[ann_id]["segmentation"], 3)
-        return cache[kind, ann_id]
 
     f_cache: dict[tuple[int, int], float] = {}
     area_all = ev.params.areaRng[0]
@@ -147,7 +152,7 @@ def _af(ev: COCOeval, coco_gt: COCO, coco_dt: COCO) -> float:
                 if gt_id == 0 or e["dtIgnore"][t, k]:
                     continue
                 if (dt_id, gt_id) not in f_cache:
-                    f_cache[dt_id, gt_id] = pair_boundary_f(cropped("dt", coco_dt, dt_id), cropped("gt", coco_gt, gt_id))
+                    f_cache[dt_id, gt_id] = pair_boundary_f(cache.get("dt", dt_id), cache.get("gt", gt_id))
                 per_thr[t].append(f_cache[dt_id, gt_id])
     means = [float(np.mean(v)) for v in per_thr if v]
     return float(np.mean(means)) if means else 0.0
@@ -160,6 +165,7 @@ def evaluate_instances(gt: COCO | str, results: list[dict] | str) -> dict[str, f
     s = mask_ev.stats
     out = {"AP": s[0], "AP50": s[1], "AP75": s[2], "AP90": _ap_at(mask_ev, 0.90), "APs": s[3], "APm": s[4],
            "APl": s[5]}
-    out["APb"] = _run(BoundaryCOCOeval(coco_gt, coco_dt)).stats[0]
-    out["AF"] = _af(mask_ev, coco_gt, coco_dt)
+    cache = _MaskCache(coco_gt, coco_dt)
+    out["APb"] = _run(BoundaryCOCOeval(coco_gt, coco_dt, cache)).stats[0]
+    out["AF"] = _af(mask_ev, cache)
     return {k: float(v) for k, v in out.items()}
