@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import os
 import subprocess
 import sys
@@ -136,7 +137,9 @@ def test_resume_continues_exactly(tmp_path):
     a, b = whole.net.state_dict(), resumed.net.state_dict()
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
     loaded = load_model(tmp_path / "split" / "final")
-    assert loaded.config == config.model
+    assert replace(loaded.config, provenance={}) == config.model
+    prov = loaded.config.provenance
+    assert prov["iterations"] == 12 and prov["init"] == "random" and "masks, simulated low_res" in prov["data"]
 
 
 @needs_shared_data("ccp")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -289,10 +289,25 @@ def train(config: TrainConfig, out_dir: str | Path, *, progress: bool = True, st
             log.flush()
     net.eval()
     if d.main and end == config.iterations:
-        save_model(RefinementModel(config.model, net), out / "final")
+        final = replace(config.model, provenance=config.model.provenance | provenance(config, init, d.world))
+        save_model(RefinementModel(final, net), out / "final")
     if log:
         log.close()
     return RefinementModel(config.model, net)
+
+
+def describe_sources(config: TrainConfig) -> str:
+    parts = []
+    for s in config.sources:
+        coarse = f"coarse {Path(s.coarse).name}" if s.coarse else f"simulated {s.simulate}"
+        subset = f" {s.stems}" if s.stems else f" first {s.limit}" if s.limit else ""
+        parts.append(f"{Path(s.images).parent.name}/{Path(s.images).name}{subset} ({s.kind}, {coarse}, weight {s.weight})")
+    return "; ".join(parts)
+
+
+def provenance(config: TrainConfig, init: str, world: int) -> dict:
+    return {"data": describe_sources(config), "iterations": config.iterations, "batch_size": config.batch_size,
+            "seed": config.seed, "init": init, "processes": world, "nms_threshold": config.nms_threshold}
 
 
 def _validate(net: torch.nn.Module, val_sets: list[PatchSet], config: TrainConfig, device: torch.device) -> dict:
