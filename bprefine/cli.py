@@ -319,6 +319,19 @@ def eval_semantic_cmd(gt_dir: Path, pred_dir: Path, num_classes: int, ignore_ind
     _report(scores, before, ("mIoU", "BF"), as_json, f"({scores['n']} images; BF at {tolerance:g} px)")
 
 
+@eval_group.command("cityscapes")
+@click.option("--gt", "gt_dir", type=click.Path(path_type=Path), required=True,
+              help="Folder searched for *_gtFine_instanceIds.png.")
+@click.option("--pred", "pred_dir", type=click.Path(path_type=Path), required=True,
+              help="Cityscapes-format results: <city>_<seq>_<frame>*.txt files and their mask PNGs.")
+@_json_flag
+def eval_cityscapes_cmd(gt_dir: Path, pred_dir: Path, as_json: bool) -> None:
+    """Cityscapes-style instance AP and AP50 (needs: pip install 'bprefine[cityscapes]')."""
+    from bprefine.metrics.cityscapes import evaluate_cityscapes_instances
+
+    _report(evaluate_cityscapes_instances(gt_dir, pred_dir), None, ("AP", "AP50"), as_json, "(cityscapesscripts)")
+
+
 @eval_group.command("panoptic")
 @click.option("--gt-json", type=click.Path(path_type=Path), required=True)
 @click.option("--gt-dir", type=click.Path(path_type=Path), required=True)

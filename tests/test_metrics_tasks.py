@@ -183,3 +183,23 @@ def test_panoptic_on_shared_coco_samples():
 
 
 PINNED_SHIFT6 = {"PQ": 0.5825259235575698, "PQb": 0.5234185426853892}
+
+
+@needs_shared_data("samples/cityscapes_mmseg_pseudo")
+def test_cityscapes_ap_of_ground_truth_is_one(tmp_path):
+    pytest.importorskip("cityscapesscripts")
+    from bprefine.metrics.cityscapes import evaluate_cityscapes_instances, write_cityscapes_predictions
+
+    gt_dir = SHARED_DATA / "samples" / "cityscapes_mmseg_pseudo" / "gtFine"
+    ids = np.asarray(Image.open(next(gt_dir.rglob("*_gtFine_instanceIds.png"))))
+    instances = [v for v in np.unique(ids) if v >= 1000]
+    masks = np.stack([ids == v for v in instances])
+    write_cityscapes_predictions(tmp_path, "frankfurt_000000_000294", masks, [v // 1000 for v in instances],
+                                 [1.0] * len(instances))
+    assert evaluate_cityscapes_instances(gt_dir, tmp_path) == {"AP": 1.0, "AP50": 1.0}
+    # dropping half the instances halves recall
+    (tmp_path / "frankfurt_000000_000294_pred.txt").unlink()
+    keep = len(instances) // 2
+    write_cityscapes_predictions(tmp_path, "frankfurt_000000_000294", masks[:keep], [v // 1000 for v in instances[:keep]],
+                                 [1.0] * keep)
+    assert evaluate_cityscapes_instances(gt_dir, tmp_path)["AP"] < 1.0
