@@ -337,14 +337,20 @@ def eval_cityscapes_cmd(gt_dir: Path, pred_dir: Path, as_json: bool) -> None:
 @click.option("--gt-dir", type=click.Path(path_type=Path), required=True)
 @click.option("--pred-json", type=click.Path(path_type=Path), required=True)
 @click.option("--pred-dir", type=click.Path(path_type=Path), required=True)
+@click.option("--baseline-json", type=click.Path(path_type=Path), default=None, help="Predictions before refinement.")
+@click.option("--baseline-dir", type=click.Path(path_type=Path), default=None)
 @_json_flag
-def eval_panoptic_cmd(gt_json: Path, gt_dir: Path, pred_json: Path, pred_dir: Path, as_json: bool) -> None:
-    """PQ, SQ, RQ, PQ for things and stuff, and boundary PQ (COCO panoptic PNG + JSON)."""
+def eval_panoptic_cmd(gt_json: Path, gt_dir: Path, pred_json: Path, pred_dir: Path, baseline_json: Path | None,
+                      baseline_dir: Path | None, as_json: bool) -> None:
+    """PQ, SQ, RQ, PQ for things and stuff, and boundary PQ (COCO or Cityscapes panoptic PNG + JSON)."""
     from bprefine.metrics.evaluate import evaluate_panoptic
     from bprefine.metrics.panoptic import PANOPTIC_METRICS
 
+    if (baseline_json is None) != (baseline_dir is None):
+        raise ValueError("give both --baseline-json and --baseline-dir, or neither")
     scores = evaluate_panoptic(gt_json, gt_dir, pred_json, pred_dir)
-    _report(scores, None, PANOPTIC_METRICS, as_json, f"({scores['n']} images)")
+    before = evaluate_panoptic(gt_json, gt_dir, baseline_json, baseline_dir) if baseline_json else None
+    _report(scores, before, PANOPTIC_METRICS, as_json, f"({scores['n']} images)")
 
 
 @main.group(cls=_Group)
@@ -379,6 +385,37 @@ def analyze_oracle(gt_dir: Path, pred_dir: Path, as_json: bool) -> None:
     click.echo(f"{'':<8}" + "".join(f"{k:>10}" for k in MASK_METRICS))
     for name, sc in table.items():
         click.echo(f"{name:<8}" + "".join(f"{sc[k]:>10.4f}" for k in MASK_METRICS))
+
+
+@analyze.command("oracle-instances")
+@click.option("--gt", "gt_json", type=click.Path(path_type=Path), required=True, help="COCO ground-truth JSON.")
+@click.option("--pred", "pred_json", type=click.Path(path_type=Path), required=True, help="COCO results JSON.")
+@_json_flag
+def analyze_oracle_instances(gt_json: Path, pred_json: Path, as_json: bool) -> None:
+    """The oracle study on COCO instances: each prediction repaired within d px of its boundary from its
+    best-overlapping same-category ground truth (d = 1, 2, 3, inf), scored with the instance metrics."""
+    import contextlib
+    import io
+    import json
+
+    from pycocotools.coco import COCO
+
+    from bprefine.analysis import ORACLE_DISTANCES, oracle_instances
+    from bprefine.metrics.instances import INSTANCE_METRICS, evaluate_instances
+
+    load_image_info(gt_json)
+    results = load_results(pred_json)
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(gt_json))
+    table = {"pred": evaluate_instances(gt, results)}
+    for d in ORACLE_DISTANCES:
+        table[f"d={d}"] = evaluate_instances(gt, oracle_instances(gt, results, d))
+    if as_json:
+        click.echo(json.dumps(table))
+        return
+    click.echo(f"{'':<8}" + "".join(f"{k:>8}" for k in INSTANCE_METRICS))
+    for name, sc in table.items():
+        click.echo(f"{name:<8}" + "".join(f"{sc[k]:>8.4f}" for k in INSTANCE_METRICS))
 
 
 @analyze.command("scatter")

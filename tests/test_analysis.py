@@ -4,6 +4,7 @@ import json
 import math
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from PIL import Image
 
@@ -72,3 +73,23 @@ def test_panels_and_scatter_commands(tmp_path):
     res = CliRunner().invoke(main, ["analyze", "scatter", "--gt", str(dirs["gt"]), "--before", str(dirs["before"]),
                                     "--after", str(dirs["after"]), "--out", str(tmp_path / "s.png")])
     assert res.exit_code == 0 and "1 of 1 masks improved" in res.output
+
+
+def test_oracle_instances_command(tmp_path):
+    from bprefine.data.coco import encode_mask
+
+    gt_mask = _square(40, 10, 10, 30, 30)
+    data = {"images": [{"id": 1, "file_name": "a.png", "height": 40, "width": 40}],
+            "categories": [{"id": 1, "name": "x"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": encode_mask(gt_mask),
+                             "area": 400.0, "bbox": [10, 10, 20, 20], "iscrowd": 0}]}
+    (tmp_path / "gt.json").write_text(json.dumps(data))
+    pred = [{"image_id": 1, "category_id": 1, "score": 0.9, "segmentation": encode_mask(_square(40, 10, 10, 30, 33))}]
+    (tmp_path / "pred.json").write_text(json.dumps(pred))
+    res = CliRunner().invoke(main, ["analyze", "oracle-instances", "--gt", str(tmp_path / "gt.json"),
+                                    "--pred", str(tmp_path / "pred.json"), "--json"])
+    assert res.exit_code == 0, res.output
+    table = json.loads(res.output)
+    # mask IoU 400/460 = 0.87 -> AP 0.8 (thresholds 0.50..0.85); repaired within 3 px -> exact -> AP 1
+    assert table["pred"]["AP"] == pytest.approx(0.8)
+    assert table["d=3"]["AP"] == pytest.approx(1.0) and table["d=inf"]["AF"] == pytest.approx(1.0)

@@ -233,3 +233,26 @@ def test_refine_panoptic_round_trip(tmp_path, model_path):
     info = json.loads((tmp_path / "o.json").read_text())["annotations"][0]["segments_info"]
     assert np.array_equal(out_ids == 0, ids == 0)
     assert {s["id"]: s["area"] for s in info} == {v: int((out_ids == v).sum()) for v in (7, 300) if (out_ids == v).any()}
+
+
+def test_eval_panoptic_with_baseline(tmp_path):
+    from bprefine.metrics.panoptic import id_to_rgb
+
+    gt = np.full((30, 30), 1, np.int64)
+    gt[5:20, 5:20] = 2
+    shifted = np.full((30, 30), 1, np.int64)
+    shifted[5:20, 8:23] = 2
+    for name, ids in (("gt", gt), ("pred", gt), ("base", shifted)):
+        (tmp_path / name).mkdir()
+        Image.fromarray(id_to_rgb(ids)).save(tmp_path / name / "a.png")
+    segs = [{"id": 1, "category_id": 10, "iscrowd": 0}, {"id": 2, "category_id": 20, "iscrowd": 0}]
+    doc = {"annotations": [{"file_name": "a.png", "image_id": 1, "segments_info": segs}],
+           "categories": [{"id": 10, "isthing": 0}, {"id": 20, "isthing": 1}]}
+    for name in ("gt", "pred", "base"):
+        (tmp_path / f"{name}.json").write_text(json.dumps(doc))
+    res = _run("eval", "panoptic", "--gt-json", tmp_path / "gt.json", "--gt-dir", tmp_path / "gt",
+               "--pred-json", tmp_path / "pred.json", "--pred-dir", tmp_path / "pred",
+               "--baseline-json", tmp_path / "base.json", "--baseline-dir", tmp_path / "base", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["PQ"] == 1.0 and out["baseline"]["PQ"] < 1.0
