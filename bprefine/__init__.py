@@ -1,6 +1,12 @@
 """bprefine: Boundary Patch Refinement (BPR) for instance, semantic and panoptic segmentation masks."""
 
-from bprefine.model import ModelConfig, RefinementModel, bundled_models, load_model, save_model
+from bprefine.model import (
+    ModelConfig,
+    RefinementModel,
+    bundled_models,
+    load_model,
+    save_model,
+)
 from bprefine.nets import PRESETS, build_net
 from bprefine.patches import (
     PatchAccumulator,

@@ -3,7 +3,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bprefine.metrics import band_width, boundary_band, boundary_f, boundary_iou, mask_iou
+from bprefine.metrics import (
+    band_width,
+    boundary_band,
+    boundary_f,
+    boundary_iou,
+    mask_iou,
+)
 
 
 def _square(n: int, y0: int, x0: int, y1: int, x1: int) -> np.ndarray:

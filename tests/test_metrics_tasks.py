@@ -188,7 +188,10 @@ PINNED_SHIFT6 = {"PQ": 0.5825259235575698, "PQb": 0.5234185426853892}
 @needs_shared_data("samples/cityscapes_mmseg_pseudo")
 def test_cityscapes_ap_of_ground_truth_is_one(tmp_path):
     pytest.importorskip("cityscapesscripts")
-    from bprefine.metrics.cityscapes import evaluate_cityscapes_instances, write_cityscapes_predictions
+    from bprefine.metrics.cityscapes import (
+        evaluate_cityscapes_instances,
+        write_cityscapes_predictions,
+    )
 
     gt_dir = SHARED_DATA / "samples" / "cityscapes_mmseg_pseudo" / "gtFine"
     ids = np.asarray(Image.open(next(gt_dir.rglob("*_gtFine_instanceIds.png"))))

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -17,11 +17,23 @@ from bprefine import Refiner, load_model
 from bprefine.model import ModelConfig
 from bprefine.patches import crop_patches
 from bprefine.refine import patches_to_tensors
-from bprefine.training import TrainConfig, load_train_config, match_to_ground_truth, patches_from_triple, train
+from bprefine.training import (
+    TrainConfig,
+    load_train_config,
+    match_to_ground_truth,
+    patches_from_triple,
+    train,
+)
 from bprefine.training.config import SourceConfig, train_config_from_dict
 from bprefine.training.loop import make_batch
 from bprefine.training.patchset import border_full
-from tests.conftest import SHARED_DATA, IdentityNet, model_with, needs_shared_data, random_blobs
+from tests.conftest import (
+    SHARED_DATA,
+    IdentityNet,
+    model_with,
+    needs_shared_data,
+    random_blobs,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-from typing import Any
 
 import numpy as np
 from pycocotools import mask as mask_utils

@@ -27,7 +27,12 @@ from bprefine.model import ModelConfig, RefinementModel, save_model
 from bprefine.refine import Refiner, patches_to_tensors
 from bprefine.training.config import TrainConfig
 from bprefine.training.patchset import PatchSet
-from bprefine.training.sources import ExtractOptions, build_patches, list_items, load_sample
+from bprefine.training.sources import (
+    ExtractOptions,
+    build_patches,
+    list_items,
+    load_sample,
+)
 
 
 @dataclass

@@ -10,7 +10,12 @@ from pathlib import Path
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from bprefine.data.coco import decode_segmentation, load_image_info, load_json, load_results
+from bprefine.data.coco import (
+    decode_segmentation,
+    load_image_info,
+    load_json,
+    load_results,
+)
 from bprefine.data.images import list_images, read_image, read_label_map, read_mask
 from bprefine.model import ModelConfig
 from bprefine.simulate import mask_head, random_low_res, rng_for, semantic_low_res

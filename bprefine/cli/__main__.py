@@ -1,0 +1,3 @@
+from bprefine.cli import main
+
+main()

@@ -1,0 +1,188 @@
+"""``bprefine refine``: instance (COCO), class-agnostic (PNG), semantic and panoptic refinement."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from bprefine.cli.common import (
+    Group,
+    check_same_size,
+    make_refiner,
+    mask_pairs,
+    progress,
+    refiner_options,
+)
+from bprefine.data.coco import (
+    ImageInfo,
+    decode_segmentation,
+    load_image_info,
+    load_results,
+    refined_entry,
+    write_json,
+)
+from bprefine.data.images import read_image, read_mask, staged_dir, write_mask
+
+
+@click.group(cls=Group)
+def refine() -> None:
+    """Refine instance (COCO), class-agnostic (PNG), semantic and panoptic predictions."""
+
+
+@refine.command("instances")
+@click.option("--images", "images_dir", type=click.Path(path_type=Path), required=True, help="Image folder.")
+@click.option("--pred", type=click.Path(path_type=Path), required=True, help="COCO results JSON to refine.")
+@click.option("--image-info", type=click.Path(path_type=Path), required=True,
+              help="Any COCO JSON with an 'images' list (id, file_name, height, width).")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Refined COCO results JSON.")
+@refiner_options
+def refine_instances_cmd(images_dir: Path, pred: Path, image_info: Path, out: Path, **opts) -> None:
+    """Refine COCO instance results: same entries, same order, refined RLE, bbox and area recomputed."""
+    infos = load_image_info(image_info)
+    results = load_results(pred)
+    by_image: dict[int, list[int]] = {}
+    for k, entry in enumerate(results):
+        by_image.setdefault(_image_id(entry, k, pred, infos, image_info), []).append(k)
+    refiner = make_refiner(**opts)
+    refined: list[dict[str, Any] | None] = [None] * len(results)
+    for image_id, idx in progress(by_image.items(), "images"):
+        info = infos[image_id]
+        image = _load_image(images_dir / info.file_name, info)
+        masks = _decode_all(results, idx, info, pred)
+        for k, mask in zip(idx, refiner.refine_instances(image, masks)):
+            refined[k] = refined_entry(results[k], mask)
+    write_json(out, refined)
+    click.echo(f"wrote {len(refined)} refined results for {len(by_image)} images to {out}")
+
+
+def _image_id(entry: dict, k: int, pred: Path, infos: dict[int, ImageInfo], image_info: Path) -> int:
+    try:
+        image_id = int(entry["image_id"])
+    except (TypeError, ValueError):
+        raise ValueError(f"{pred}: entry {k} has a non-integer image_id {entry['image_id']!r}") from None
+    if image_id not in infos:
+        raise ValueError(f"{pred}: entry {k} refers to image_id {image_id}, which {image_info} does not list")
+    return image_id
+
+
+def _load_image(path: Path, info: ImageInfo) -> np.ndarray:
+    image = read_image(path)
+    if image.shape[:2] != (info.height, info.width):
+        raise ValueError(f"{path}: image is {image.shape[0]}x{image.shape[1]} (HxW) but the image info says "
+                         f"{info.height}x{info.width}")
+    return image
+
+
+def _decode_all(results: list[dict], idx: list[int], info: ImageInfo, pred: Path) -> np.ndarray:
+    masks = np.zeros((len(idx), info.height, info.width), bool)
+    for j, k in enumerate(idx):
+        try:
+            masks[j] = decode_segmentation(results[k]["segmentation"], info.height, info.width)
+        except ValueError as err:
+            raise ValueError(f"{pred}: entry {k} (image {info.id}): {err}") from None
+    return masks
+
+
+@refine.command("masks")
+@click.option("--images", "images_dir", type=click.Path(path_type=Path), required=True, help="Image folder.")
+@click.option("--masks", "masks_dir", type=click.Path(path_type=Path), required=True,
+              help="Folder of binary mask PNGs named like the images (0/255, 0/1 or 1-bit).")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for refined 0/255 PNGs.")
+@refiner_options
+def refine_masks_cmd(images_dir: Path, masks_dir: Path, out: Path, **opts) -> None:
+    """Refine one class-agnostic mask per image; outputs keep the mask file names."""
+    pairs = mask_pairs(images_dir, masks_dir)
+    refiner = make_refiner(**opts)
+    with staged_dir(out) as stage:
+        for image_path, mask_path in progress(pairs, "masks"):
+            image, mask = read_image(image_path), read_mask(mask_path)
+            check_same_size(image, mask, image_path, mask_path)
+            write_mask(stage / mask_path.name, refiner.refine(image, mask))
+    click.echo(f"wrote {len(pairs)} refined masks to {out}")
+
+
+@refine.command("semantic")
+@click.option("--images", "images_dir", type=click.Path(path_type=Path), required=True, help="Image folder.")
+@click.option("--labels", "labels_dir", type=click.Path(path_type=Path), required=True,
+              help="Folder of label PNGs (uint8 or uint16) named like the images.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for refined label PNGs.")
+@click.option("--num-classes", type=click.IntRange(1), required=True)
+@click.option("--ignore-index", type=int, default=None, help="Label left untouched (e.g. 255).")
+@refiner_options
+def refine_semantic_cmd(images_dir: Path, labels_dir: Path, out: Path, num_classes: int, ignore_index: int | None,
+                        **opts) -> None:
+    """Refine semantic label maps: every class mask is refined, one label per pixel, ignore untouched."""
+    from PIL import Image
+
+    from bprefine.data.images import atomic_path, read_label_map
+
+    pairs = mask_pairs(images_dir, labels_dir)
+    refiner = make_refiner(**opts)
+    with staged_dir(out) as stage:
+        for image_path, label_path in progress(pairs, "maps"):
+            image, labels = read_image(image_path), read_label_map(label_path)
+            check_same_size(image, labels, image_path, label_path)
+            try:
+                refined = refiner.refine_semantic(image, labels, num_classes, ignore_index)
+            except ValueError as err:
+                raise ValueError(f"{label_path}: {err}") from None
+            dtype = np.uint8 if refined.max(initial=0) < 256 else np.uint16
+            with atomic_path(stage / label_path.name) as tmp:
+                Image.fromarray(refined.astype(dtype)).save(tmp, format="PNG")
+    click.echo(f"wrote {len(pairs)} refined label maps to {out}")
+
+
+@refine.command("panoptic")
+@click.option("--images", "images_dir", type=click.Path(path_type=Path), required=True, help="Image folder.")
+@click.option("--pred-json", type=click.Path(path_type=Path), required=True, help="COCO panoptic JSON.")
+@click.option("--pred-dir", type=click.Path(path_type=Path), required=True, help="Its PNG folder.")
+@click.option("--out-json", type=click.Path(path_type=Path), required=True)
+@click.option("--out-dir", type=click.Path(path_type=Path), required=True)
+@refiner_options
+def refine_panoptic_cmd(images_dir: Path, pred_json: Path, pred_dir: Path, out_json: Path, out_dir: Path,
+                        **opts) -> None:
+    """Refine COCO-format panoptic predictions (also Cityscapes panoptic): PNG ids + segments_info."""
+    from PIL import Image
+
+    from bprefine.data.coco import load_json
+    from bprefine.data.images import atomic_path
+    from bprefine.metrics.panoptic import id_to_rgb, read_panoptic_png
+
+    data = load_json(pred_json)
+    anns = data.get("annotations") if isinstance(data, dict) else None
+    if not isinstance(anns, list):
+        raise ValueError(f"{pred_json}: expected a COCO panoptic JSON with an 'annotations' list")
+    names = _panoptic_image_names(data, pred_json)
+    refiner = make_refiner(**opts)
+    refined_anns = []
+    with staged_dir(out_dir) as stage:
+        for k, ann in enumerate(progress(anns, "images")):
+            if not isinstance(ann, dict) or "file_name" not in ann or "segments_info" not in ann:
+                raise ValueError(f"{pred_json}: annotation {k} needs file_name and segments_info")
+            png = pred_dir / ann["file_name"]
+            image_path = images_dir / names.get(ann.get("image_id"), Path(ann["file_name"]).stem + ".jpg")
+            image, ids = read_image(image_path), read_panoptic_png(png)
+            check_same_size(image, ids, image_path, png)
+            try:
+                new_ids, segments = refiner.refine_panoptic(image, ids, ann["segments_info"])
+            except ValueError as err:
+                raise ValueError(f"{png}: {err}") from None
+            with atomic_path(stage / ann["file_name"]) as tmp:
+                Image.fromarray(id_to_rgb(new_ids)).save(tmp, format="PNG")
+            refined_anns.append(dict(ann, segments_info=segments))
+        write_json(out_json, dict(data, annotations=refined_anns))
+    click.echo(f"wrote {len(refined_anns)} refined panoptic predictions to {out_json} and {out_dir}")
+
+
+def _panoptic_image_names(data: dict, pred_json: Path) -> dict:
+    """image_id -> image file name, from the JSON's "images" list when it has one."""
+    out = {}
+    for im in data.get("images", []) or []:
+        if isinstance(im, dict) and "id" in im and "file_name" in im:
+            out[im["id"]] = im["file_name"]
+    return out
+
+

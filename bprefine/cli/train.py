@@ -1,0 +1,137 @@
+"""``bprefine train``, ``bprefine patches`` and ``bprefine simulate``: training on your own data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+from bprefine.cli.common import Group, progress
+from bprefine.data.coco import (
+    decode_segmentation,
+    load_image_info,
+    refined_entry,
+    write_json,
+)
+from bprefine.data.images import read_mask, staged_dir, write_mask
+
+
+@click.command()
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="Training YAML (see configs/); key=value arguments override it.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder: checkpoints, log, patches.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.argument("overrides", nargs=-1)
+def train(config_path: Path | None, out: Path, resume: bool, overrides: tuple[str, ...]) -> None:
+    """Train a refinement network. Runs under torchrun for DDP (gloo on CPU, NCCL on GPU).
+
+    Example: bprefine train --config configs/ccp.yaml --out runs/ccp iterations=2000 model.input_size=128
+    """
+    from bprefine.training import load_train_config
+    from bprefine.training import train as run_training
+
+    config = load_train_config(config_path, list(overrides))
+    if (out / "last_state.json").exists() and not resume:
+        raise ValueError(f"{out}: holds a checkpoint already; pass --resume to continue it or choose another --out")
+    model = run_training(config, out)
+    click.echo(f"final model: {out / 'final.safetensors'} ({model.config.preset}, input {model.config.input_size})")
+
+
+@click.group(cls=Group)
+def patches() -> None:
+    """Training patch sets."""
+
+
+@patches.command("build")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), required=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the .npz shards.")
+@click.argument("overrides", nargs=-1)
+def patches_build(config_path: Path, out: Path, overrides: tuple[str, ...]) -> None:
+    """Build (or reuse) the patch shards a training config needs, one .npz per source."""
+    from bprefine.training import load_train_config
+    from bprefine.training.loop import load_or_build
+    from bprefine.training.patchset import PatchSet
+
+    config = load_train_config(config_path, list(overrides))
+    for val in (False, True):
+        for shard in load_or_build(config, out, val=val, main=True):
+            click.echo(f"{shard}: {len(PatchSet.load(shard))} patches")
+
+
+@click.group(cls=Group)
+def simulate() -> None:
+    """Make seeded coarse predictions from ground truth, for data without model outputs."""
+
+
+@simulate.command("masks")
+@click.option("--gt", "gt_dir", type=click.Path(path_type=Path), required=True, help="Ground-truth mask PNGs.")
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def simulate_masks(gt_dir: Path, out: Path, seed: int) -> None:
+    """Class-agnostic masks through a random low-resolution predictor (stride 2-16)."""
+    from bprefine.simulate import random_low_res, rng_for
+
+    paths = sorted(gt_dir.glob("*.png")) if gt_dir.is_dir() else []
+    if not paths:
+        raise FileNotFoundError(f"{gt_dir}: no PNG masks found")
+    with staged_dir(out) as stage:
+        for p in progress(paths, "masks"):
+            write_mask(stage / p.name, random_low_res(read_mask(p), rng=rng_for(seed, p.name)))
+    click.echo(f"wrote {len(paths)} simulated masks to {out}")
+
+
+@simulate.command("instances")
+@click.option("--gt", "gt_json", type=click.Path(path_type=Path), required=True, help="COCO ground-truth JSON.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="COCO results JSON to write.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def simulate_instances(gt_json: Path, out: Path, seed: int) -> None:
+    """COCO results from a simulated Mask R-CNN-like mask head (score 1.0 per ground-truth instance)."""
+    from bprefine.data.coco import load_json
+    from bprefine.simulate import mask_head, rng_for
+
+    infos = load_image_info(gt_json)
+    results = []
+    for k, ann in enumerate(load_json(gt_json).get("annotations", [])):
+        if ann.get("iscrowd", 0):
+            continue
+        info = infos.get(int(ann["image_id"]))
+        if info is None:
+            raise ValueError(f"{gt_json}: annotation {k} refers to unknown image_id {ann['image_id']}")
+        try:
+            gt = decode_segmentation(ann["segmentation"], info.height, info.width)
+        except ValueError as err:
+            raise ValueError(f"{gt_json}: annotation {k}: {err}") from None
+        coarse = mask_head(gt, rng=rng_for(seed, str(ann.get("id", k))))
+        results.append(refined_entry({"image_id": info.id, "category_id": ann["category_id"], "score": 1.0}, coarse))
+    write_json(out, results)
+    click.echo(f"wrote {len(results)} simulated instance masks to {out}")
+
+
+@simulate.command("semantic")
+@click.option("--labels", "labels_dir", type=click.Path(path_type=Path), required=True, help="Label PNGs.")
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+@click.option("--num-classes", type=click.IntRange(1), required=True)
+@click.option("--ignore-index", type=int, default=None)
+@click.option("--seed", type=int, default=0, show_default=True)
+def simulate_semantic(labels_dir: Path, out: Path, num_classes: int, ignore_index: int | None, seed: int) -> None:
+    """Label maps from simulated low-resolution logits (output stride 8 or 16) and an argmax."""
+    from PIL import Image
+
+    from bprefine.data.images import atomic_path, read_label_map
+    from bprefine.simulate import rng_for, semantic_low_res
+
+    paths = sorted(labels_dir.glob("*.png")) if labels_dir.is_dir() else []
+    if not paths:
+        raise FileNotFoundError(f"{labels_dir}: no label PNGs found")
+    with staged_dir(out) as stage:
+        for p in progress(paths, "maps"):
+            labels = read_label_map(p)
+            coarse = semantic_low_res(labels, num_classes=num_classes, rng=rng_for(seed, p.name),
+                                      ignore_index=ignore_index)
+            dtype = np.uint8 if max(num_classes, ignore_index or 0) < 256 else np.uint16
+            with atomic_path(stage / p.name) as tmp:
+                Image.fromarray(coarse.astype(dtype)).save(tmp, format="PNG")
+    click.echo(f"wrote {len(paths)} simulated label maps to {out}")
+
+
