@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -25,7 +26,6 @@ def analyze() -> None:
 def analyze_oracle(gt_dir: Path, pred_dir: Path, as_json: bool) -> None:
     """Replace predictions within d px of their boundaries by ground truth (d = 1, 2, 3, inf): the
     headroom any boundary refiner can reach on these masks (paper Table 1)."""
-    import json
 
     from bprefine.analysis import ORACLE_DISTANCES, oracle_mask
     from bprefine.metrics.evaluate import (
@@ -43,13 +43,7 @@ def analyze_oracle(gt_dir: Path, pred_dir: Path, as_json: bool) -> None:
         rows["pred"].append(mask_scores(pred, gt))
         for d in ORACLE_DISTANCES:
             rows[f"d={d}"].append(mask_scores(oracle_mask(pred, gt, d), gt))
-    table = {k: mean_scores(v) for k, v in rows.items()}
-    if as_json:
-        click.echo(json.dumps(table))
-        return
-    click.echo(f"{'':<8}" + "".join(f"{k:>10}" for k in MASK_METRICS))
-    for name, sc in table.items():
-        click.echo(f"{name:<8}" + "".join(f"{sc[k]:>10.4f}" for k in MASK_METRICS))
+    _print_table({k: mean_scores(v) for k, v in rows.items()}, MASK_METRICS, as_json)
 
 
 @analyze.command("oracle-instances")
@@ -61,7 +55,6 @@ def analyze_oracle_instances(gt_json: Path, pred_json: Path, as_json: bool) -> N
     best-overlapping same-category ground truth (d = 1, 2, 3, inf), scored with the instance metrics."""
     import contextlib
     import io
-    import json
 
     from pycocotools.coco import COCO
 
@@ -75,12 +68,17 @@ def analyze_oracle_instances(gt_json: Path, pred_json: Path, as_json: bool) -> N
     table = {"pred": evaluate_instances(gt, results)}
     for d in ORACLE_DISTANCES:
         table[f"d={d}"] = evaluate_instances(gt, oracle_instances(gt, results, d))
+    _print_table(table, INSTANCE_METRICS, as_json)
+
+
+def _print_table(table: dict[str, dict[str, float]], keys: tuple[str, ...], as_json: bool) -> None:
+    """Rows "pred", "d=1", ... of an oracle study, as JSON or as a table."""
     if as_json:
         click.echo(json.dumps(table))
         return
-    click.echo(f"{'':<8}" + "".join(f"{k:>8}" for k in INSTANCE_METRICS))
-    for name, sc in table.items():
-        click.echo(f"{name:<8}" + "".join(f"{sc[k]:>8.4f}" for k in INSTANCE_METRICS))
+    click.echo(f"{'':<8}" + "".join(f"{k:>9}" for k in keys))
+    for name, scores in table.items():
+        click.echo(f"{name:<8}" + "".join(f"{scores[k]:>9.4f}" for k in keys))
 
 
 @analyze.command("scatter")
