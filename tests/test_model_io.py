@@ -45,3 +45,13 @@ def test_config_validation():
         ModelConfig(input_size=100)
     assert ModelConfig.from_json(ModelConfig().to_json()) == ModelConfig()
     assert np.allclose(ModelConfig().image_mean, (0.485, 0.456, 0.406))
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    path = save_model(RefinementModel.untrained(ModelConfig()), tmp_path / "m")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask

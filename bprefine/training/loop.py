@@ -306,7 +306,8 @@ def describe_sources(config: TrainConfig) -> str:
     for s in config.sources:
         coarse = f"coarse {Path(s.coarse).name}" if s.coarse else f"simulated {s.simulate}"
         subset = f" {s.stems}" if s.stems else f" first {s.limit}" if s.limit else ""
-        parts.append(f"{Path(s.images).parent.name}/{Path(s.images).name}{subset} ({s.kind}, {coarse}, weight {s.weight})")
+        where = "/".join(Path(s.images).parts[-3:])
+        parts.append(f"{where}{subset} ({s.kind}, {coarse}, weight {s.weight})")
     return "; ".join(parts)
 
 
