@@ -103,16 +103,16 @@ def nms(boxes_xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.
 
 
 def nms_squares(boxes_xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """``nms`` for boxes that are all squares of one side, in integer arithmetic (same result).
+    """``nms`` for boxes that are all squares of one side (same result, less work).
 
     For two p x p squares offset by (dx, dy), ``inter = max(p-|dx|, 0) * max(p-|dy|, 0)`` and
-    ``IoU > t  <=>  inter * (1 + t) > 2 t p^2``.
+    ``IoU = inter / (2 p^2 - inter)``, divided exactly as ``box_iou`` does so ties round alike.
     """
     order = np.argsort(-scores, kind="stable")
     side = int(boxes_xyxy[0, 2] - boxes_xyxy[0, 0]) if len(boxes_xyxy) else 0
     x0 = boxes_xyxy[order, 0].astype(np.int64)
     y0 = boxes_xyxy[order, 1].astype(np.int64)
-    limit = 2.0 * iou_threshold * side * side / (1.0 + iou_threshold)
+    area2 = 2 * side * side
     keep: list[int] = []
     alive = np.arange(len(order))
     while alive.size:
@@ -120,7 +120,7 @@ def nms_squares(boxes_xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float
         keep.append(int(order[i]))
         rest = alive[1:]
         ov = np.maximum(side - np.abs(x0[rest] - x0[i]), 0) * np.maximum(side - np.abs(y0[rest] - y0[i]), 0)
-        alive = rest[ov <= limit]
+        alive = rest[ov / np.maximum(area2 - ov, 1e-9) <= iou_threshold]
     return np.asarray(keep, np.int64)
 
 
@@ -280,9 +280,13 @@ class PatchAccumulator:
     def apply(self, coarse: np.ndarray) -> np.ndarray:
         """The refined mask: mean logit > 0 (probability > 0.5) where covered, ``coarse`` elsewhere."""
         out = coarse.copy()
+        self.write_into(out)
+        return out
+
+    def write_into(self, mask: np.ndarray) -> None:
+        """``apply`` in place: overwrite the covered pixels of ``mask``."""
         ox, oy = self.origin_xy
         h, w = self.count.shape
         covered = self.count > 0
-        region = out[oy : oy + h, ox : ox + w]
+        region = mask[oy : oy + h, ox : ox + w]
         region[covered] = self.logit_sum[covered] > 0
-        return out
