@@ -34,7 +34,8 @@ class _CroppedMask:
         x, y, bw, bh = (int(v) for v in mask_utils.toBbox(rle))
         self.x0, self.y0 = max(x - margin, 0), max(y - margin, 0)
         self.x1, self.y1 = min(x + bw + margin, w), min(y + bh + margin, h)
-        self.mask = full[self.y0 : self.y1, self.x0 : self.x1]
+        # a copy: a view would keep the whole decoded image-sized mask alive in the cache
+        self.mask = full[self.y0 : self.y1, self.x0 : self.x1].copy()
         self.hw = (h, w)
 
     def in_box(self, box: tuple[int, int, int, int], band: int | None = None) -> np.ndarray:
