@@ -211,6 +211,6 @@ def test_cityscapes_ap_of_ground_truth_is_one(tmp_path):
 def test_cached_crops_do_not_hold_the_full_mask():
     from bprefine.metrics.instances import _CroppedMask
 
-    crop = _CroppedMask(encode_mask(_square(1000, 10, 10, 20, 20)), margin=3)
+    crop = _CroppedMask(encode_mask(_square(1000, 1000, 10, 10, 20, 20)), margin=3)
     assert crop.mask.shape == (16, 16)
     assert crop.mask.base is None  # owns its 256 bytes, not a view into a 1000 x 1000 decode
