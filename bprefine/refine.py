@@ -131,14 +131,22 @@ class Refiner:
             start += len(stack)
         return out
 
-    def refine_semantic(self, image: np.ndarray, labels: np.ndarray, num_classes: int,
-                        ignore_index: int | None = None) -> np.ndarray:
+    def refine_semantic(self, image: np.ndarray, labels: np.ndarray | None, num_classes: int,
+                        ignore_index: int | None = None, *, probs: np.ndarray | None = None) -> np.ndarray:
         """Refine an H x W label map; each class's mask is refined as an instance (paper section 3.3).
 
         Every output pixel gets exactly one label: where several classes' refined patches claim a
         pixel (mean logit > 0) the most confident wins; where none does, the coarse label stays.
         Pixels labelled ``ignore_index`` stay as they are and no other pixel becomes ``ignore_index``.
+        ``probs`` (num_classes x H x W, in [0, 1]), where the segmentation model provides them, feed
+        each class's probability map to the network's mask channel instead of its binary mask;
+        ``labels`` may then be None (argmax of ``probs``).
         """
+        if probs is not None:
+            probs = _check_probs(probs, num_classes, image.shape[:2])
+            labels = probs.argmax(axis=0) if labels is None else labels
+        if labels is None:
+            raise ValueError("give labels, probs, or both")
         labels = np.asarray(labels)
         if labels.shape != image.shape[:2]:
             raise ValueError(f"labels must be H x W matching the image {image.shape[:2]}, got {labels.shape}")
@@ -147,8 +155,9 @@ class Refiner:
         if bad.any():
             raise ValueError(f"labels hold values outside 0..{num_classes - 1}: {np.unique(labels[bad])[:5].tolist()}")
         classes = [c for c in range(num_classes) if (labels == c).any()]
-        owner = self.refine_exclusive(image, np.stack([labels == c for c in classes]) if classes else
-                                      np.zeros((0, *labels.shape), bool), fixed=fixed)
+        masks = np.stack([labels == c for c in classes]) if classes else np.zeros((0, *labels.shape), bool)
+        channels = None if probs is None else np.round(probs[classes] * 255).astype(np.uint8)
+        owner = self.refine_exclusive(image, masks, fixed=fixed, channels=channels)
         out = labels.copy()
         moved = owner >= 0
         out[moved] = np.asarray(classes, labels.dtype)[owner[moved]]
@@ -176,7 +185,8 @@ class Refiner:
         out = np.where(owner >= 0, np.asarray(ids + [0], segment_ids.dtype)[owner], segment_ids).astype(segment_ids.dtype)
         return out, _updated_segments(out, segments_info)
 
-    def refine_exclusive(self, image: np.ndarray, masks: np.ndarray, *, fixed: np.ndarray | None = None) -> np.ndarray:
+    def refine_exclusive(self, image: np.ndarray, masks: np.ndarray, *, fixed: np.ndarray | None = None,
+                         channels: np.ndarray | None = None) -> np.ndarray:
         """Refine K disjoint masks together and give each pixel one owner: an (H, W) int index into
         ``masks`` (-1 where no mask owns it). ``fixed`` pixels (void, ignore) keep their coarse owner."""
         masks = np.asarray(masks).astype(bool, copy=False)
@@ -187,7 +197,7 @@ class Refiner:
             owner[m] = k
         best = np.full((h, w), -np.inf, np.float32)  # one image-sized buffer for all masks
         new_owner = owner.copy()
-        for k, acc in enumerate(self._accumulate([image], [(0, m) for m in masks])):
+        for k, acc in enumerate(self._accumulate([image], [(0, m) for m in masks], channels)):
             if acc is None:
                 continue
             ox, oy = acc.origin_xy
@@ -202,9 +212,11 @@ class Refiner:
             claimed &= ~fixed
         return np.where(claimed, new_owner, owner)
 
-    def _accumulate(self, images, jobs) -> list[PatchAccumulator | None]:
+    def _accumulate(self, images, jobs, channels: np.ndarray | None = None) -> list[PatchAccumulator | None]:
+        """Per-job logit accumulators. ``channels`` (one uint8 0-255 map per job), when given, feed the
+        network's mask channel instead of the binary masks (which still decide the boxes)."""
         patches, accs = self._plan(images, jobs)
-        self._run(images, jobs, patches, accs)
+        self._run(images, jobs, patches, accs, channels)
         return accs
 
     def boxes_for(self, mask: np.ndarray) -> np.ndarray:
@@ -233,20 +245,21 @@ class Refiner:
         if batch:
             yield batch
 
-    def _run(self, images, jobs, patches: list[_Patch], accs) -> None:
+    def _run(self, images, jobs, patches: list[_Patch], accs, channels: np.ndarray | None = None) -> None:
         batches = self._batches(patches)
         if self.progress:
             total = -(-len(patches) // self.batch_size)
             batches = tqdm(batches, total=total, desc="patches", unit="batch", leave=False)
         for batch in batches:
-            imgs, msks = self._crop(images, jobs, batch)
+            imgs, msks = self._crop(images, jobs, batch, channels)
             x, m = patches_to_tensors(imgs, msks, config=self.config)
             logits = self.engine(x, m)
             out = logits_to_patches(logits, box_hw=_hw(batch[0].box), padding=self.padding)
             for p, patch_logits in zip(batch, out):
                 accs[p.job].add(p.box, patch_logits)
 
-    def _crop(self, images, jobs, batch: list[_Patch]) -> tuple[np.ndarray, np.ndarray]:
+    def _crop(self, images, jobs, batch: list[_Patch], channels: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
         """Crops of a batch in batch order, cut one job (image, mask) at a time."""
         imgs, msks = [], []
         start = 0
@@ -256,11 +269,24 @@ class Refiner:
                 end += 1
             i, mask = jobs[batch[start].job]
             boxes = np.stack([p.box for p in batch[start:end]])
-            ci, cm = crop_patches(images[i], mask, boxes, padding=self.padding)
+            if channels is None:
+                ci, cm = crop_patches(images[i], mask, boxes, padding=self.padding)
+            else:  # soft mask channel: probabilities stored as 0-255
+                ci, cm = crop_patches(images[i], channels[batch[start].job], boxes, padding=self.padding)
+                cm = cm.astype(np.float32) / 255.0
             imgs.append(ci)
             msks.append(cm)
             start = end
         return np.concatenate(imgs), np.concatenate(msks)
+
+
+def _check_probs(probs: np.ndarray, num_classes: int, hw: tuple[int, ...]) -> np.ndarray:
+    probs = np.asarray(probs, dtype=np.float32)
+    if probs.shape != (num_classes, *hw):
+        raise ValueError(f"probs must be num_classes x H x W = {(num_classes, *hw)}, got {probs.shape}")
+    if not np.isfinite(probs).all() or probs.min() < 0 or probs.max() > 1:
+        raise ValueError("probs must be finite probabilities in [0, 1]")
+    return probs
 
 
 def _updated_segments(segment_ids: np.ndarray, segments_info: list[dict]) -> list[dict]:

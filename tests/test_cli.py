@@ -256,3 +256,25 @@ def test_eval_panoptic_with_baseline(tmp_path):
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert out["PQ"] == 1.0 and out["baseline"]["PQ"] < 1.0
+
+
+def test_refine_semantic_with_probabilities(tmp_path, model_path):
+    images, labels, probs = tmp_path / "img", tmp_path / "lab", tmp_path / "probs"
+    for d in (images, labels, probs):
+        d.mkdir()
+    _write_image(images / "a.png", hw=(40, 50))
+    lab = np.zeros((40, 50), np.uint8)
+    lab[:, 25:] = 1
+    Image.fromarray(lab).save(labels / "a.png")
+    p1 = np.where(lab == 1, 0.9, 0.1).astype(np.float32)
+    np.save(probs / "a.npy", np.stack([1 - p1, p1]))
+    args = ["refine", "semantic", "--images", images, "--labels", labels, "--num-classes", 2, "--model", model_path,
+            "--probs", probs]
+    res = _run(*args, "--out", tmp_path / "out")
+    assert res.exit_code == 0, res.output
+    assert set(np.unique(np.asarray(Image.open(tmp_path / "out" / "a.png")))) <= {0, 1}
+    np.save(probs / "a.npy", np.stack([1 - p1, p1, p1]))
+    _assert_clean_error(_run(*args, "--out", tmp_path / "out2"), "a.png", "num_classes x H x W")
+    (probs / "a.npy").write_bytes(b"not numpy")
+    _assert_clean_error(_run(*args, "--out", tmp_path / "out2"), "a.npy", "cannot read probabilities")
+    assert not (tmp_path / "out2").exists()

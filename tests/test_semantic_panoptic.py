@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from bprefine import Refiner
@@ -136,3 +137,42 @@ def test_panoptic_round_trip_on_shared_sample():
     assert np.array_equal(out, ids)
     assert np.array_equal(rgb_to_id(id_to_rgb(out)), ids)
     assert {s["id"]: s["area"] for s in info} == {s["id"]: s["area"] for s in ann["segments_info"]}
+
+
+class RecordingNet(IdentityNet):
+    """Identity logits; remembers the mask channels it was fed."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, image, mask):
+        self.seen.append(mask.clone())
+        return mask.clone()
+
+
+def test_probability_maps_feed_the_mask_channel(rng):
+    labels = np.zeros((64, 64), np.int64)
+    labels[:, 32:] = 1
+    probs = np.stack([np.where(labels == 0, 0.8, 0.2), np.where(labels == 1, 0.8, 0.2)]).astype(np.float32)
+    image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    net = RecordingNet()
+    refiner = Refiner(model_with(net, input_size=64), patch_size=16)
+    out = refiner.refine_semantic(image, None, 2, probs=probs)  # labels from argmax
+    assert np.array_equal(out, labels)
+    values = torch.cat(net.seen).unique()
+    # normalised probabilities (p - 0.5) / 0.5: 0.8 -> 0.6 and 0.2 -> -0.6, not the binary +-1
+    assert torch.allclose(values.abs().max(), torch.tensor(0.6), atol=0.01)
+    with pytest.raises(ValueError, match="num_classes x H x W"):
+        refiner.refine_semantic(image, labels, 3, probs=probs)
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        refiner.refine_semantic(image, labels, 2, probs=probs * 2)
+
+
+def test_one_hot_probabilities_equal_binary_masks(rng):
+    labels = _labels(rng)
+    image = rng.integers(0, 256, (*labels.shape, 3), dtype=np.uint8)
+    probs = np.stack([(labels == c).astype(np.float32) for c in range(4)])
+    refiner = Refiner(model_with(IdentityNet()), patch_size=16)
+    assert np.array_equal(refiner.refine_semantic(image, labels, 4, probs=probs),
+                          refiner.refine_semantic(image, labels, 4))

@@ -111,9 +111,11 @@ def refine_masks_cmd(images_dir: Path, masks_dir: Path, out: Path, **opts) -> No
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for refined label PNGs.")
 @click.option("--num-classes", type=click.IntRange(1), required=True)
 @click.option("--ignore-index", type=int, default=None, help="Label left untouched (e.g. 255).")
+@click.option("--probs", "probs_dir", type=click.Path(path_type=Path), default=None,
+              help="Optional folder of <stem>.npy per-class probabilities (num_classes x H x W) for the mask channel.")
 @refiner_options
 def refine_semantic_cmd(images_dir: Path, labels_dir: Path, out: Path, num_classes: int, ignore_index: int | None,
-                        **opts) -> None:
+                        probs_dir: Path | None, **opts) -> None:
     """Refine semantic label maps: every class mask is refined, one label per pixel, ignore untouched."""
     from PIL import Image
 
@@ -126,13 +128,23 @@ def refine_semantic_cmd(images_dir: Path, labels_dir: Path, out: Path, num_class
             image, labels = read_image(image_path), read_label_map(label_path)
             check_same_size(image, labels, image_path, label_path)
             try:
-                refined = refiner.refine_semantic(image, labels, num_classes, ignore_index)
+                probs = _load_probs(probs_dir / f"{label_path.stem}.npy") if probs_dir else None
+                refined = refiner.refine_semantic(image, labels, num_classes, ignore_index, probs=probs)
             except ValueError as err:
                 raise ValueError(f"{label_path}: {err}") from None
             dtype = np.uint8 if refined.max(initial=0) < 256 else np.uint16
             with atomic_path(stage / label_path.name) as tmp:
                 Image.fromarray(refined.astype(dtype)).save(tmp, format="PNG")
     click.echo(f"wrote {len(pairs)} refined label maps to {out}")
+
+
+def _load_probs(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: probability file not found")
+    try:
+        return np.load(path, allow_pickle=False)  # plain arrays only: nothing is unpickled
+    except (ValueError, OSError) as err:
+        raise ValueError(f"{path}: cannot read probabilities ({err})") from None
 
 
 @refine.command("panoptic")
