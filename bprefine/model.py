@@ -116,8 +116,3 @@ def load_model(name_or_path: str | Path = "default", *, device: str | torch.devi
         first = str(err).strip().splitlines()[0]
         raise ValueError(f"{weights}: weights do not match preset {config.preset!r} ({first})") from None
     return RefinementModel(config, net.to(device).eval())
-
-
-def with_overrides(config: ModelConfig, **changes: Any) -> ModelConfig:
-    """A copy of ``config`` with the non-None ``changes`` applied."""
-    return replace(config, **{k: v for k, v in changes.items() if v is not None})
