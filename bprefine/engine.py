@@ -2,7 +2,7 @@
 
 - ``torch``: eager PyTorch on any device.
 - ``onnx``: the network exported to ONNX in memory and run by ONNX Runtime on the CPU, which is
-  1.5-2x faster than eager PyTorch for the light presets (see docs/benchmarks.md).
+  2.3-4.5x faster than eager PyTorch for the default preset (see docs/benchmarks.md).
 ``auto`` picks ``onnx`` for a preset network on the CPU when onnxruntime is installed.
 """
 
