@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -115,20 +116,20 @@ class Refiner:
         """Refine the instances of several images, batching patches across all of them."""
         if len(images) != len(masks):
             raise ValueError(f"got {len(images)} images but {len(masks)} mask stacks")
+        stacks = [np.asarray(stack).astype(bool, copy=False) for stack in masks]
         jobs: list[tuple[int, np.ndarray]] = []  # (image index, coarse mask)
-        for i, (image, stack) in enumerate(zip(images, masks)):
-            stack = np.asarray(stack).astype(bool, copy=False)
+        for i, (image, stack) in enumerate(zip(images, stacks)):
             _validate(image, stack)
             jobs += [(i, m) for m in stack]
-        accs = self._accumulate(images, jobs)
-        out, start = [], 0
-        for image, stack in zip(images, masks):
-            refined = np.array(stack, dtype=bool)  # one copy of the stack, patched in place
-            for k in range(len(refined)):
-                if accs[start + k] is not None:
-                    accs[start + k].write_into(refined[k])
-            out.append(refined.reshape(len(stack), *image.shape[:2]))
-            start += len(stack)
+        accs = iter(self._accumulate(images, jobs))
+        out = []
+        for stack in stacks:
+            refined = stack.copy()  # one copy of the stack, patched in place
+            for mask in refined:
+                acc = next(accs)
+                if acc is not None:
+                    acc.write_into(mask)
+            out.append(refined)
         return out
 
     def refine_semantic(self, image: np.ndarray, labels: np.ndarray | None, num_classes: int,
@@ -262,21 +263,16 @@ class Refiner:
               ) -> tuple[np.ndarray, np.ndarray]:
         """Crops of a batch in batch order, cut one job (image, mask) at a time."""
         imgs, msks = [], []
-        start = 0
-        while start < len(batch):
-            end = start
-            while end < len(batch) and batch[end].job == batch[start].job:
-                end += 1
-            i, mask = jobs[batch[start].job]
-            boxes = np.stack([p.box for p in batch[start:end]])
+        for job, group in groupby(batch, key=lambda p: p.job):  # patches of one job are adjacent
+            i, mask = jobs[job]
+            boxes = np.stack([p.box for p in group])
             if channels is None:
                 ci, cm = crop_patches(images[i], mask, boxes, padding=self.padding)
             else:  # soft mask channel: probabilities stored as 0-255
-                ci, cm = crop_patches(images[i], channels[batch[start].job], boxes, padding=self.padding)
+                ci, cm = crop_patches(images[i], channels[job], boxes, padding=self.padding)
                 cm = cm.astype(np.float32) / 255.0
             imgs.append(ci)
             msks.append(cm)
-            start = end
         return np.concatenate(imgs), np.concatenate(msks)
 
 
