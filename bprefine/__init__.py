@@ -20,7 +20,8 @@ from bprefine.patches import (
     nms,
     propose_boxes,
 )
-from bprefine.refine import Refiner, logits_to_patches, patches_to_tensors
+from bprefine.refine import Refiner
+from bprefine.tensors import logits_to_patches, patches_to_tensors
 
 __version__ = "0.1.0"
 

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import warnings
 from typing import Protocol
@@ -25,11 +26,38 @@ class Engine(Protocol):
     def __call__(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor: ...
 
 
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch.device that this build of torch can use, or a ValueError naming it."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r}; use e.g. 'cpu', 'cuda' or 'cuda:1'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but this torch build sees no CUDA GPU")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r} asked for, but MPS is not available here")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unsupported device {device!r}; use 'cpu', 'cuda' or 'mps'")
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
+    return dev
+
+
+def inference_copy(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``net`` on ``device`` in eval mode, as a copy whenever that needs a change: the caller's
+    module is never moved or switched out of training mode."""
+    on_device = all(t.device == device for t in [*net.parameters(), *net.buffers()])
+    modes_ok = not any(m.training for m in net.modules())
+    if on_device and modes_ok:
+        return net
+    return copy.deepcopy(net).to(device).eval()
+
+
 class TorchEngine:
     name = "torch"
 
     def __init__(self, net: torch.nn.Module, device: torch.device) -> None:
-        self.net = net.to(device).eval()
+        self.net = inference_copy(net, device)
         self.device = device
 
     @torch.inference_mode()
@@ -51,7 +79,7 @@ class OnnxEngine:
 
 
 def _export(net: torch.nn.Module, input_size: int) -> bytes:
-    net = net.cpu().eval()
+    net = inference_copy(net, torch.device("cpu"))
     s = input_size
     buf = io.BytesIO()
     batch = {0: "batch"}

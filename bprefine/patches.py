@@ -277,6 +277,18 @@ class PatchAccumulator:
         self.logit_sum[cy0:cy1, cx0:cx1] += part
         self.count[cy0:cy1, cx0:cx1] += 1
 
+    def mean_logits(self) -> tuple[np.ndarray, np.ndarray]:
+        """The (h, w) mean logit over the patches covering each buffer pixel, and the (h, w) bool
+        ``covered`` map (mean is 0 where no patch covers the pixel)."""
+        covered = self.count > 0
+        return self.logit_sum / np.maximum(self.count, 1), covered
+
+    def region(self, array: np.ndarray) -> np.ndarray:
+        """The view of an image-sized (H, W, ...) ``array`` that this buffer spans."""
+        ox, oy = self.origin_xy
+        h, w = self.count.shape
+        return array[oy : oy + h, ox : ox + w]
+
     def apply(self, coarse: np.ndarray) -> np.ndarray:
         """The refined mask: mean logit > 0 (probability > 0.5) where covered, ``coarse`` elsewhere."""
         out = coarse.copy()
@@ -285,8 +297,5 @@ class PatchAccumulator:
 
     def write_into(self, mask: np.ndarray) -> None:
         """``apply`` in place: overwrite the covered pixels of ``mask``."""
-        ox, oy = self.origin_xy
-        h, w = self.count.shape
         covered = self.count > 0
-        region = mask[oy : oy + h, ox : ox + w]
-        region[covered] = self.logit_sum[covered] > 0
+        self.region(mask)[covered] = self.logit_sum[covered] > 0

@@ -16,7 +16,7 @@ from pathlib import Path
 from bprefine import load_model, save_model
 from bprefine.model import WEIGHTS_DIR
 from bprefine.training import load_train_config
-from bprefine.training.loop import provenance
+from bprefine.training.provenance import provenance
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from PIL import Image
 from bprefine import Refiner, load_model
 from bprefine.model import ModelConfig
 from bprefine.patches import crop_patches
-from bprefine.refine import patches_to_tensors
+from bprefine.tensors import patches_to_tensors
 from bprefine.training import (
     TrainConfig,
     load_train_config,
@@ -25,7 +25,7 @@ from bprefine.training import (
     train,
 )
 from bprefine.training.config import SourceConfig, train_config_from_dict
-from bprefine.training.loop import make_batch
+from bprefine.training.batches import make_batch
 from bprefine.training.patchset import border_full
 from tests.conftest import (
     SHARED_DATA,

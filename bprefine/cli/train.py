@@ -50,7 +50,7 @@ def patches() -> None:
 def patches_build(config_path: Path, out: Path, overrides: tuple[str, ...]) -> None:
     """Build (or reuse) the patch shards a training config needs, one .npz per source."""
     from bprefine.training import load_train_config
-    from bprefine.training.loop import load_or_build
+    from bprefine.training.cache import load_or_build
     from bprefine.training.patchset import PatchSet
 
     config = load_train_config(config_path, list(overrides))

@@ -26,13 +26,23 @@ MATCH_IOU = 0.5
 
 
 @dataclass
+class SemanticLabels:
+    """The label maps behind a semantic sample: ``classes[k]`` is the class of the sample's pair ``k``."""
+
+    gt: np.ndarray  # (H, W) int64
+    coarse: np.ndarray  # (H, W) int64
+    classes: list[int]
+
+
+@dataclass
 class Sample:
-    """One image with the (ground truth, coarse) mask pairs to train on."""
+    """One image with the (ground truth, coarse) mask pairs to train on (H x W bool each)."""
 
     name: str
     image: np.ndarray
     pairs: list[tuple[np.ndarray, np.ndarray]]
     drop_border_full: bool = False
+    labels: SemanticLabels | None = None  # semantic sources only
 
 
 def match_to_ground_truth(pred: np.ndarray, pred_cats: list[int], gt: np.ndarray, gt_cats: list[int]) -> list[tuple[int, int]]:
@@ -65,8 +75,23 @@ def list_items(source: SourceConfig) -> list[str]:
     return names[: source.limit] if source.limit else names
 
 
-@functools.lru_cache(maxsize=4)
+def _file_key(path: str) -> tuple[str, int, int]:
+    """(path, mtime in ns, size): a cache key that changes when the file does."""
+    st = Path(path).stat() if Path(path).is_file() else None
+    return (path, st.st_mtime_ns, st.st_size) if st else (path, 0, -1)
+
+
 def _coco_gt(path: str):
+    return _coco_gt_cached(_file_key(path))
+
+
+def _coco_pred(path: str) -> dict[int, list[dict]]:
+    return _coco_pred_cached(_file_key(path))
+
+
+@functools.lru_cache(maxsize=4)
+def _coco_gt_cached(key: tuple[str, int, int]):
+    path = key[0]
     infos = load_image_info(path)
     anns: dict[int, list[dict]] = {}
     for ann in load_json(path).get("annotations", []):
@@ -77,7 +102,8 @@ def _coco_gt(path: str):
 
 
 @functools.lru_cache(maxsize=4)
-def _coco_pred(path: str) -> dict[int, list[dict]]:
+def _coco_pred_cached(key: tuple[str, int, int]) -> dict[int, list[dict]]:
+    path = key[0]
     out: dict[int, list[dict]] = {}
     for entry in load_results(path):
         out.setdefault(int(entry["image_id"]), []).append(entry)
@@ -116,8 +142,9 @@ def load_sample(source: SourceConfig, name: str, seed: int) -> Sample:
         coarse = read_label_map(Path(source.coarse) / f"{stem}.png")
     else:
         coarse = semantic_low_res(labels, num_classes=source.num_classes, rng=rng, ignore_index=source.ignore_index)
-    pairs = [(labels == c, coarse == c) for c in range(source.num_classes) if (coarse == c).any() or (labels == c).any()]
-    return Sample(name, image, pairs, drop_border_full=True)
+    classes = [c for c in range(source.num_classes) if (coarse == c).any() or (labels == c).any()]
+    pairs = [(labels == c, coarse == c) for c in classes]
+    return Sample(name, image, pairs, drop_border_full=True, labels=SemanticLabels(labels, coarse, classes))
 
 
 def _coco_sample(source: SourceConfig, name: str, rng: np.random.Generator) -> Sample:
