@@ -13,6 +13,7 @@ from safetensors.torch import load_file, save_file
 
 from bprefine.data.images import atomic_path
 from bprefine.nets import PRESETS, build_net
+from bprefine.strict import from_mapping
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -40,19 +41,20 @@ class ModelConfig:
             raise ValueError(f"unknown network preset {self.preset!r}; choose one of {sorted(PRESETS)}")
         if self.input_size not in INPUT_SIZES:
             raise ValueError(f"input_size must be one of {INPUT_SIZES}, got {self.input_size}")
-        if self.patch_size < 4 or self.padding < 0:
-            raise ValueError(f"bad patch_size/padding: {self.patch_size}/{self.padding}")
+        if self.patch_size < 4:
+            raise ValueError(f"patch_size must be at least 4, got {self.patch_size}")
+        if self.padding < 0:
+            raise ValueError(f"padding must be at least 0, got {self.padding}")
+        if self.mask_std <= 0 or min(self.image_std) <= 0:
+            raise ValueError(f"image_std and mask_std must be positive, got {self.image_std} / {self.mask_std}")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "ModelConfig":
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        for key in ("image_mean", "image_std"):
-            if key in known:
-                known[key] = tuple(known[key])
-        return cls(**known)
+    def from_json(cls, data: dict[str, Any], *, where: str = "model config") -> "ModelConfig":
+        """A config from its JSON form; unknown keys and ill-typed values are errors naming ``where``."""
+        return from_mapping(cls, data, where=where)
 
 
 @dataclass
@@ -105,9 +107,10 @@ def load_model(name_or_path: str | Path = "default", *, device: str | torch.devi
         if not p.is_file():
             raise FileNotFoundError(f"{p}: model file not found")
     try:
-        config = ModelConfig.from_json(json.loads(config_path.read_text()))
-    except (json.JSONDecodeError, TypeError, AttributeError) as err:
+        data = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{config_path}: not a valid model config ({err})") from None
+    config = ModelConfig.from_json(data, where=str(config_path))
     net = build_net(config.preset, use_mask=config.use_mask)
     try:
         state = load_file(str(weights))

@@ -86,10 +86,10 @@ def box_iou(box: np.ndarray, boxes_xyxy: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area + areas - inter, 1e-9)
 
 
-def nms(boxes_xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+def nms(boxes_xyxy: np.ndarray, scores: np.ndarray, nms_threshold: float) -> np.ndarray:
     """Greedy NMS: indices of kept boxes, highest score first.
 
-    A box is dropped when its IoU with an already kept box is greater than ``iou_threshold``.
+    A box is dropped when its IoU with an already kept box is greater than ``nms_threshold``.
     Ties in score keep the input order (stable sort), so the result is deterministic.
     """
     order = np.argsort(-scores, kind="stable")
@@ -98,11 +98,11 @@ def nms(boxes_xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.
         i = int(order[0])
         keep.append(i)
         rest = order[1:]
-        order = rest[box_iou(boxes_xyxy[i], boxes_xyxy[rest]) <= iou_threshold]
+        order = rest[box_iou(boxes_xyxy[i], boxes_xyxy[rest]) <= nms_threshold]
     return np.asarray(keep, np.int64)
 
 
-def nms_squares(boxes_xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+def nms_squares(boxes_xyxy: np.ndarray, scores: np.ndarray, nms_threshold: float) -> np.ndarray:
     """``nms`` for boxes that are all squares of one side (same result, less work).
 
     For two p x p squares offset by (dx, dy), ``inter = max(p-|dx|, 0) * max(p-|dy|, 0)`` and
@@ -120,7 +120,7 @@ def nms_squares(boxes_xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float
         keep.append(int(order[i]))
         rest = alive[1:]
         ov = np.maximum(side - np.abs(x0[rest] - x0[i]), 0) * np.maximum(side - np.abs(y0[rest] - y0[i]), 0)
-        alive = rest[ov / np.maximum(area2 - ov, 1e-9) <= iou_threshold]
+        alive = rest[ov / np.maximum(area2 - ov, 1e-9) <= nms_threshold]
     return np.asarray(keep, np.int64)
 
 
@@ -153,9 +153,9 @@ def _cover_missed(
 
 
 def propose_boxes(
-    mask: np.ndarray, *, patch_size: int = 64, iou_threshold: float = 0.55, border_as_contour: bool = False
+    mask: np.ndarray, *, patch_size: int = 64, nms_threshold: float = 0.55, border_as_contour: bool = False
 ) -> np.ndarray:
-    """Dense boundary boxes for one mask, thinned by NMS: the paper's "dense sampling + NMS".
+    """Dense boundary boxes for one mask, thinned by NMS at IoU ``nms_threshold``: the paper's "dense sampling + NMS".
 
     Every boundary pixel lies in at least one returned box. Returns K x 4 int64 ``boxes_xyxy``.
     """
@@ -163,7 +163,7 @@ def propose_boxes(
     if len(points) == 0:
         return np.zeros((0, 4), np.int64)
     boxes = boxes_around(points, patch_size=patch_size, image_hw=mask.shape)
-    keep = nms_squares(boxes, scores, iou_threshold)
+    keep = nms_squares(boxes, scores, nms_threshold)
     keep = _cover_missed(points, scores, boxes, keep)
     return boxes[keep]
 
@@ -199,12 +199,12 @@ SCHEMES = ("dense", "grid", "instance")
 
 
 def extract_boxes(
-    mask: np.ndarray, *, scheme: str = "dense", patch_size: int = 64, iou_threshold: float = 0.55,
+    mask: np.ndarray, *, scheme: str = "dense", patch_size: int = 64, nms_threshold: float = 0.55,
     border_as_contour: bool = False,
 ) -> np.ndarray:
     """Boxes to refine for one mask under an extraction ``scheme`` (see ``SCHEMES``)."""
     if scheme == "dense":
-        return propose_boxes(mask, patch_size=patch_size, iou_threshold=iou_threshold,
+        return propose_boxes(mask, patch_size=patch_size, nms_threshold=nms_threshold,
                              border_as_contour=border_as_contour)
     if scheme == "grid":
         return grid_boxes(mask, patch_size=patch_size, border_as_contour=border_as_contour)

@@ -148,7 +148,7 @@ class Refiner:
     def boxes_for(self, mask: np.ndarray) -> np.ndarray:
         """The boxes this refiner would refine for one mask (K x 4 ``boxes_xyxy``)."""
         return extract_boxes(mask, scheme=self.scheme, patch_size=self.patch_size,
-                             iou_threshold=self.nms_threshold)
+                             nms_threshold=self.nms_threshold)
 
     def _run(self, images: Sequence[np.ndarray], jobs: list[Job], channels: np.ndarray | None = None
              ) -> list[PatchAccumulator | None]:

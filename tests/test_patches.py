@@ -111,7 +111,7 @@ def test_box_iou_of_half_overlapping_squares():
 def test_boxes_inside_image_and_cover_every_boundary_pixel(seed, hw, thr, patch):
     rng = np.random.default_rng(seed)
     mask = random_blobs(rng, *hw, 1)[0]
-    boxes = propose_boxes(mask, patch_size=patch, iou_threshold=thr)
+    boxes = propose_boxes(mask, patch_size=patch, nms_threshold=thr)
     h, w = hw
     assert ((boxes[:, 0] >= 0) & (boxes[:, 1] >= 0) & (boxes[:, 2] <= w) & (boxes[:, 3] <= h)).all()
     assert ((boxes[:, 2] - boxes[:, 0]) == patch).all() and ((boxes[:, 3] - boxes[:, 1]) == patch).all()
@@ -123,7 +123,7 @@ def test_boxes_inside_image_and_cover_every_boundary_pixel(seed, hw, thr, patch)
 
 def test_higher_nms_threshold_keeps_more_boxes(rng):
     mask = random_blobs(rng, 300, 300, 1)[0]
-    counts = [len(propose_boxes(mask, iou_threshold=t)) for t in (0.1, 0.25, 0.55, 0.8)]
+    counts = [len(propose_boxes(mask, nms_threshold=t)) for t in (0.1, 0.25, 0.55, 0.8)]
     assert counts == sorted(counts) and counts[0] < counts[-1]
 
 

@@ -66,14 +66,14 @@ def test_border_rule_drops_full_patches_at_the_border_only():
     from bprefine.patches import extract_boxes
 
     # With the frame as contour, boxes along the frame inside the mask are all foreground; they go.
-    boxes = extract_boxes(mask, patch_size=32, iou_threshold=0.25, border_as_contour=True)
+    boxes = extract_boxes(mask, patch_size=32, nms_threshold=0.25, border_as_contour=True)
     dropped = int(border_full(mask, boxes).sum())
     kept = patches_from_triple(image, mask, mask, patch_size=32, drop_border_full=True, border_as_contour=True)
     every = patches_from_triple(image, mask, mask, patch_size=32, border_as_contour=True)
     assert dropped > 0 and len(kept) == len(every) - dropped
     assert not any(c.all() for c in kept.coarse)
     # Without it every dense box straddles a contour, so nothing is ever all foreground.
-    plain = extract_boxes(mask, patch_size=32, iou_threshold=0.25)
+    plain = extract_boxes(mask, patch_size=32, nms_threshold=0.25)
     assert not border_full(mask, plain).any()
 
 
@@ -182,7 +182,7 @@ def test_config_yaml_and_overrides(tmp_path):
     config = load_train_config(path, ["iterations=7", "model.patch_size=32", "lr=0.02"])
     assert (config.iterations, config.model.input_size, config.model.patch_size, config.lr) == (7, 64, 32, 0.02)
     assert config.sources[0].simulate == "low_res"
-    with pytest.raises(ValueError, match="unknown keys"):
+    with pytest.raises(ValueError, match="unknown key"):
         train_config_from_dict({"iterationz": 3})
     with pytest.raises(ValueError, match="exactly one of"):
         SourceConfig(kind="masks", images="a", gt="b")

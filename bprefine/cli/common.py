@@ -24,16 +24,23 @@ class Group(click.Group):
 
 
 def refiner_options(f):
-    """Options shared by every refine command."""
+    """Options shared by every refine command; choices and defaults come from the library."""
+    from bprefine.engine import ENGINES
+    from bprefine.patches import SCHEMES
+    from bprefine.refine import DEFAULT_BATCH_SIZE, DEFAULT_NMS_THRESHOLD, DEFAULT_SCHEME
+
     options = [
         click.option("--model", default="default", show_default=True,
-                     help="'default' (bundled) or a model file (.safetensors beside its .json)."),
-        click.option("--nms-thr", type=click.FloatRange(0, 1), default=0.55, show_default=True,
+                     help="A bundled model's name or a model file (.safetensors beside its .json)."),
+        click.option("--nms-threshold", "--nms-thr", "nms_threshold", type=click.FloatRange(0, 1),
+                     default=DEFAULT_NMS_THRESHOLD, show_default=True,
                      help="NMS IoU threshold for boundary patches (higher: more patches, better, slower)."),
         click.option("--patch-size", type=click.IntRange(4), default=None, help="Boundary patch side in pixels [model's]."),
-        click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True),
+        click.option("--scheme", type=click.Choice(SCHEMES), default=DEFAULT_SCHEME, show_default=True,
+                     help="How boundary boxes are chosen: dense (boxes + NMS), grid, or the whole instance."),
+        click.option("--batch-size", type=click.IntRange(1), default=DEFAULT_BATCH_SIZE, show_default=True),
         click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda."),
-        click.option("--engine", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
+        click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
                      help="Inference backend; auto = ONNX Runtime on the CPU when installed."),
     ]
     for option in reversed(options):
@@ -41,11 +48,13 @@ def refiner_options(f):
     return f
 
 
-def make_refiner(model: str, nms_thr: float, patch_size: int | None, batch_size: int, device: str, engine: str):
+def make_refiner(model: str, nms_threshold: float, patch_size: int | None, scheme: str, batch_size: int,
+                 device: str, engine: str):
+    """A Refiner from the options of ``refiner_options``."""
     from bprefine.refine import Refiner
 
-    return Refiner(model, device=device, batch_size=batch_size, nms_threshold=nms_thr, patch_size=patch_size,
-                   engine=engine)
+    return Refiner(model, device=device, batch_size=batch_size, nms_threshold=nms_threshold,
+                   patch_size=patch_size, scheme=scheme, engine=engine)
 
 
 def progress(items, unit: str):

@@ -58,7 +58,7 @@ class HRModule(nn.Module):
         return out
 
 
-class HRNetRefiner(RefineNet):
+class HRNetRefineNet(RefineNet):
     def __init__(self, *, use_mask: bool = True) -> None:
         super().__init__(use_mask=use_mask)
         self.stem = nn.Sequential(
@@ -97,5 +97,5 @@ class HRNetRefiner(RefineNet):
         return upsample_to(self.classifier(self.head(y)), image.shape[-2:])
 
 
-def hrnet_w18_small(*, use_mask: bool = True) -> HRNetRefiner:
-    return HRNetRefiner(use_mask=use_mask)
+def hrnet_w18_small(*, use_mask: bool = True) -> HRNetRefineNet:
+    return HRNetRefineNet(use_mask=use_mask)

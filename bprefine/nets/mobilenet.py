@@ -47,7 +47,7 @@ def _encoder(in_channels: int) -> nn.Sequential:
     return nn.Sequential(*blocks)
 
 
-class MobileNetV2Refiner(RefineNet):
+class MobileNetV2RefineNet(RefineNet):
     def __init__(self, *, use_mask: bool = True) -> None:
         super().__init__(use_mask=use_mask)
         self.features = _encoder(self.in_channels)
@@ -71,11 +71,11 @@ class MobileNetV2Refiner(RefineNet):
         return upsample_to(self.classifier(y), image.shape[-2:])
 
 
-def mobilenet_v2(*, use_mask: bool = True) -> MobileNetV2Refiner:
-    return MobileNetV2Refiner(use_mask=use_mask)
+def mobilenet_v2(*, use_mask: bool = True) -> MobileNetV2RefineNet:
+    return MobileNetV2RefineNet(use_mask=use_mask)
 
 
-def load_imagenet_mobilenet_v2(net: MobileNetV2Refiner, state: dict[str, torch.Tensor]) -> int:
+def load_imagenet_mobilenet_v2(net: MobileNetV2RefineNet, state: dict[str, torch.Tensor]) -> int:
     """Copy torchvision ImageNet MobileNetV2 weights into the encoder; returns tensors copied.
 
     The first convolution's RGB filters are copied; the extra mask filter keeps a small random init.

@@ -53,7 +53,7 @@ def _stage(block: type, cin: int, planes: int, n: int, *, stride: int, dilation:
     return nn.Sequential(*layers)
 
 
-class FCNResNet(RefineNet):
+class FCNResNetRefineNet(RefineNet):
     """ResNet with strides (1, 2, 1, 1) and dilations (1, 1, 2, 4) in its stages, plus an FCN head."""
 
     def __init__(self, *, block: type, depths: tuple[int, ...], head_channels: int, use_mask: bool = True):
@@ -78,9 +78,9 @@ class FCNResNet(RefineNet):
         return upsample_to(self.classifier(y), image.shape[-2:])
 
 
-def fcn_resnet18(*, use_mask: bool = True) -> FCNResNet:
-    return FCNResNet(block=BasicBlock, depths=(2, 2, 2, 2), head_channels=256, use_mask=use_mask)
+def fcn_resnet18(*, use_mask: bool = True) -> FCNResNetRefineNet:
+    return FCNResNetRefineNet(block=BasicBlock, depths=(2, 2, 2, 2), head_channels=256, use_mask=use_mask)
 
 
-def fcn_resnet50(*, use_mask: bool = True) -> FCNResNet:
-    return FCNResNet(block=Bottleneck, depths=(3, 4, 6, 3), head_channels=512, use_mask=use_mask)
+def fcn_resnet50(*, use_mask: bool = True) -> FCNResNetRefineNet:
+    return FCNResNetRefineNet(block=Bottleneck, depths=(3, 4, 6, 3), head_channels=512, use_mask=use_mask)

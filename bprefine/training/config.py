@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from bprefine.model import ModelConfig
+from bprefine.strict import from_mapping
 
 SOURCE_KINDS = ("masks", "instance_png", "coco", "semantic")
 SIMULATORS = ("low_res", "mask_head", "semantic_low_res")
@@ -50,6 +52,12 @@ class SourceConfig:
             raise ValueError(f"semantic source {self.gt} needs num_classes")
         if self.stems is not None and not re.fullmatch(r"[^-]+-[^-]+", self.stems):
             raise ValueError(f"stems must look like 'first-last', got {self.stems!r}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"source {self.gt}: limit must be at least 1, got {self.limit}")
+        if not (self.weight >= 0 and math.isfinite(self.weight)):
+            raise ValueError(f"source {self.gt}: weight must be a finite number >= 0, got {self.weight}")
+        if self.num_classes is not None and self.num_classes < 1:
+            raise ValueError(f"source {self.gt}: num_classes must be at least 1, got {self.num_classes}")
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,25 @@ class TrainConfig:
     imagenet_init: bool = True
     workers: int = 2  # processes that build patches
     device: str = "cpu"  # "cuda" trains on GPU (one GPU per process under torchrun)
+
+    def __post_init__(self) -> None:
+        positive = ("iterations", "batch_size", "checkpoint_every", "val_every", "log_every", "workers")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("weight_decay", "poly_power", "val_images"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be at least 0, got {getattr(self, name)}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum}")
+        if not 0 <= self.nms_threshold <= 1:
+            raise ValueError(f"nms_threshold must lie in [0, 1], got {self.nms_threshold}")
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
+            raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        if self.sources and sum(s.weight for s in self.sources) <= 0:
+            raise ValueError(f"source weights must not all be zero: {[s.weight for s in self.sources]}")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,19 +136,19 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _sources(data: dict[str, Any], key: str, where: str) -> tuple[SourceConfig, ...]:
+    items = data.get(key, [])
+    if not isinstance(items, list):
+        raise ValueError(f"{where}: {key} must be a list of sources")
+    return tuple(from_mapping(SourceConfig, s, where=f"{where}: {key}[{i}]") for i, s in enumerate(items))
+
+
 def train_config_from_dict(data: dict[str, Any], *, where: str = "config") -> TrainConfig:
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = set(data) - known
-    if unknown:
-        raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
-    try:
-        model = ModelConfig.from_json(data.get("model", {}))
-        sources = tuple(SourceConfig(**s) for s in data.get("sources", []))
-        val = tuple(SourceConfig(**s) for s in data.get("val_sources", []))
-    except TypeError as err:
-        raise ValueError(f"{where}: {err}") from None
-    rest = {k: v for k, v in data.items() if k not in ("model", "sources", "val_sources")}
-    return TrainConfig(model=model, sources=sources, val_sources=val, **rest)
+    """A TrainConfig from its mapping form: unknown keys and ill-typed or out-of-range values are errors."""
+    model = ModelConfig.from_json(data.get("model", {}), where=f"{where}: model")
+    built = {"model": model, "sources": _sources(data, "sources", where),
+             "val_sources": _sources(data, "val_sources", where)}
+    return from_mapping(TrainConfig, data, where=where, **built)
 
 
 def load_train_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:
@@ -139,7 +166,3 @@ def load_train_config(path: str | Path | None, overrides: list[str] = ()) -> Tra
             raise ValueError(f"{path}: expected a mapping at the top level")
     data = _merge(data, parse_overrides(list(overrides)))
     return train_config_from_dict(data, where=str(path or "overrides"))
-
-
-def with_model(config: TrainConfig, **changes: Any) -> TrainConfig:
-    return replace(config, model=replace(config.model, **changes))

@@ -66,7 +66,7 @@ def patches_from_triple(
     ``drop_border_full`` drops border patches whose coarse mask is all foreground (semantic/panoptic
     data, section 3.3); such patches exist only when ``border_as_contour`` makes the frame a contour.
     """
-    boxes = extract_boxes(coarse, patch_size=patch_size, iou_threshold=nms_threshold,
+    boxes = extract_boxes(coarse, patch_size=patch_size, nms_threshold=nms_threshold,
                           border_as_contour=border_as_contour)
     if drop_border_full and len(boxes):
         boxes = boxes[~border_full(coarse, boxes)]
