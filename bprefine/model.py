@@ -75,19 +75,15 @@ def _paths(path: str | Path) -> tuple[Path, Path]:
     return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
 
 
-def _atomic_write(path: Path, write) -> None:
-    with atomic_path(path) as tmp:
-        write(str(tmp))
-
-
 def save_model(model: RefinementModel, path: str | Path) -> Path:
     """Write ``<stem>.safetensors`` and ``<stem>.json``; returns the weights path."""
     weights, config = _paths(path)
     weights.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
-    _atomic_write(weights, lambda tmp: save_file(state, tmp))
-    text = json.dumps(model.config.to_json(), indent=2)
-    _atomic_write(config, lambda tmp: Path(tmp).write_text(text + "\n"))
+    with atomic_path(weights) as tmp:
+        save_file(state, str(tmp))
+    with atomic_path(config) as tmp:
+        tmp.write_text(json.dumps(model.config.to_json(), indent=2) + "\n")
     return weights
 
 

@@ -224,25 +224,34 @@ def _slice_padded(array: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.n
     return np.pad(part, pad, mode="edge")
 
 
+def _padded_boxes(boxes_xyxy: np.ndarray, padding: int) -> list[tuple[int, int, int, int]]:
+    sizes = np.unique(boxes_xyxy[:, 2:] - boxes_xyxy[:, :2], axis=0)
+    if len(sizes) > 1:
+        raise ValueError(f"crops need boxes of one size, got sizes {sizes.tolist()[:3]}")
+    return [(x0 - padding, y0 - padding, x1 + padding, y1 + padding) for x0, y0, x1, y1 in boxes_xyxy.tolist()]
+
+
+def crop_masks(mask: np.ndarray, boxes_xyxy: np.ndarray, *, padding: int = 0) -> np.ndarray:
+    """(K, h, w) crops of an H x W mask (bool -> uint8 in {0, 1}; uint8 maps keep their values), each box
+    enlarged by ``padding``, with ``h = y1 - y0 + 2 * padding``. Parts outside the image repeat the edge."""
+    crops = [_slice_padded(mask, *b) for b in _padded_boxes(boxes_xyxy, padding)]
+    if not crops:
+        return np.zeros((0, 2 * padding, 2 * padding), np.uint8)
+    return np.stack(crops).astype(np.uint8)
+
+
 def crop_patches(
     image: np.ndarray, mask: np.ndarray, boxes_xyxy: np.ndarray, *, padding: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Native-resolution crops of equal-sized boxes, each enlarged by ``padding`` for context.
 
-    Returns image patches (K, h, w, 3) uint8 and mask patches (K, h, w) uint8 in {0, 1}, with
-    ``h = y1 - y0 + 2 * padding``. Parts outside the image repeat the edge pixels.
+    Returns image patches (K, h, w, 3) uint8 and mask patches (K, h, w) uint8 (see ``crop_masks``),
+    with ``h = y1 - y0 + 2 * padding``. Parts outside the image repeat the edge pixels.
     """
-    sizes = np.unique(boxes_xyxy[:, 2:] - boxes_xyxy[:, :2], axis=0)
-    assert len(sizes) <= 1, "crop_patches needs boxes of one size"
-    imgs, msks = [], []
-    for x0, y0, x1, y1 in boxes_xyxy.tolist():
-        b = (x0 - padding, y0 - padding, x1 + padding, y1 + padding)
-        imgs.append(_slice_padded(image, *b))
-        msks.append(_slice_padded(mask, *b))
+    imgs = [_slice_padded(image, *b) for b in _padded_boxes(boxes_xyxy, padding)]
     if not imgs:
-        side = 2 * padding
-        return np.zeros((0, side, side, 3), np.uint8), np.zeros((0, side, side), np.uint8)
-    return np.stack(imgs), np.stack(msks).astype(np.uint8)
+        return np.zeros((0, 2 * padding, 2 * padding, 3), np.uint8), crop_masks(mask, boxes_xyxy, padding=padding)
+    return np.stack(imgs), crop_masks(mask, boxes_xyxy, padding=padding)
 
 
 @dataclass

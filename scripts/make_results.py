@@ -34,7 +34,8 @@ from bprefine.data.images import read_image, read_label_map, read_mask
 from bprefine.metrics import boundary_iou
 from bprefine.metrics.evaluate import MASK_METRICS, mask_scores, mean_scores
 from bprefine.metrics.instances import INSTANCE_METRICS, evaluate_instances
-from bprefine.metrics.panoptic import PanopticAccumulator, rgb_to_id
+from bprefine.data.panoptic import rgb_to_id
+from bprefine.metrics.panoptic import PanopticAccumulator
 from bprefine.metrics.semantic import SemanticAccumulator
 from bprefine.simulate import low_res, mask_head, rng_for, semantic_low_res
 

@@ -213,7 +213,7 @@ def test_refine_semantic_round_trip_and_errors(tmp_path, model_path):
 
 
 def test_refine_panoptic_round_trip(tmp_path, model_path):
-    from bprefine.metrics.panoptic import id_to_rgb, rgb_to_id
+    from bprefine.data.panoptic import id_to_rgb, rgb_to_id
 
     images, pan = tmp_path / "img", tmp_path / "pan"
     images.mkdir(), pan.mkdir()
@@ -236,7 +236,7 @@ def test_refine_panoptic_round_trip(tmp_path, model_path):
 
 
 def test_eval_panoptic_with_baseline(tmp_path):
-    from bprefine.metrics.panoptic import id_to_rgb
+    from bprefine.data.panoptic import id_to_rgb
 
     gt = np.full((30, 30), 1, np.int64)
     gt[5:20, 5:20] = 2

@@ -14,7 +14,8 @@ from pycocotools.cocoeval import COCOeval
 
 from bprefine.data.coco import encode_mask
 from bprefine.metrics.instances import evaluate_instances
-from bprefine.metrics.panoptic import PanopticAccumulator, id_to_rgb, rgb_to_id
+from bprefine.data.panoptic import id_to_rgb, rgb_to_id
+from bprefine.metrics.panoptic import PanopticAccumulator
 from bprefine.metrics.semantic import SemanticAccumulator
 from tests.conftest import SHARED_DATA, needs_shared_data
 

@@ -13,10 +13,19 @@ from bprefine.cli.refine import refine
 from bprefine.cli.train import patches, simulate, train
 
 
+CLI_MAX_PIXELS = 400_000_000
+
+
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="bprefine")
 def main() -> None:
     """bprefine: make segmentation mask boundaries precise with Boundary Patch Refinement."""
+    from PIL import Image
+
+    # The command line is its own program: it reads images up to 400 million pixels (about 20000 x
+    # 20000). The library itself never changes Pillow's limit for the program that imports it.
+    if Image.MAX_IMAGE_PIXELS is not None:
+        Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS, CLI_MAX_PIXELS // 2)
 
 
 @main.command()

@@ -61,11 +61,12 @@ def eval_semantic_cmd(gt_dir: Path, pred_dir: Path, num_classes: int, ignore_ind
                       baseline: Path | None, as_json: bool) -> None:
     """mIoU and boundary F-score averaged over classes (per-class figures in --json)."""
     from bprefine.metrics.evaluate import evaluate_semantic_dirs
+    from bprefine.metrics.semantic import SEMANTIC_METRICS
 
     kw = dict(num_classes=num_classes, ignore_index=ignore_index, tolerance=tolerance)
     scores = evaluate_semantic_dirs(gt_dir, pred_dir, **kw)
     before = evaluate_semantic_dirs(gt_dir, baseline, **kw) if baseline else None
-    report(scores, before, ("mIoU", "BF"), as_json, f"({scores['n']} images; BF at {tolerance:g} px)")
+    report(scores, before, SEMANTIC_METRICS, as_json, f"({scores['n']} images; BF at {tolerance:g} px)")
 
 
 @eval_group.command("cityscapes")

@@ -117,9 +117,7 @@ def refine_masks_cmd(images_dir: Path, masks_dir: Path, out: Path, **opts) -> No
 def refine_semantic_cmd(images_dir: Path, labels_dir: Path, out: Path, num_classes: int, ignore_index: int | None,
                         probs_dir: Path | None, **opts) -> None:
     """Refine semantic label maps: every class mask is refined, one label per pixel, ignore untouched."""
-    from PIL import Image
-
-    from bprefine.data.images import atomic_path, read_label_map
+    from bprefine.data.images import read_label_map, write_label_map
 
     pairs = mask_pairs(images_dir, labels_dir)
     refiner = make_refiner(**opts)
@@ -132,9 +130,7 @@ def refine_semantic_cmd(images_dir: Path, labels_dir: Path, out: Path, num_class
                 refined = refiner.refine_semantic(image, labels, num_classes, ignore_index, probs=probs)
             except ValueError as err:
                 raise ValueError(f"{label_path}: {err}") from None
-            dtype = np.uint8 if refined.max(initial=0) < 256 else np.uint16
-            with atomic_path(stage / label_path.name) as tmp:
-                Image.fromarray(refined.astype(dtype)).save(tmp, format="PNG")
+            write_label_map(stage / label_path.name, refined)
     click.echo(f"wrote {len(pairs)} refined label maps to {out}")
 
 
@@ -157,33 +153,24 @@ def _load_probs(path: Path) -> np.ndarray:
 def refine_panoptic_cmd(images_dir: Path, pred_json: Path, pred_dir: Path, out_json: Path, out_dir: Path,
                         **opts) -> None:
     """Refine COCO-format panoptic predictions (also Cityscapes panoptic): PNG ids + segments_info."""
-    from PIL import Image
+    from bprefine.data.panoptic import load_panoptic_json, read_panoptic_png, safe_name, write_panoptic_png
 
-    from bprefine.data.coco import load_json
-    from bprefine.data.images import atomic_path
-    from bprefine.metrics.panoptic import id_to_rgb, read_panoptic_png
-
-    data = load_json(pred_json)
-    anns = data.get("annotations") if isinstance(data, dict) else None
-    if not isinstance(anns, list):
-        raise ValueError(f"{pred_json}: expected a COCO panoptic JSON with an 'annotations' list")
+    data, anns = load_panoptic_json(pred_json)
     names = _panoptic_image_names(data, pred_json)
     refiner = make_refiner(**opts)
     refined_anns = []
     with staged_dir(out_dir) as stage:
-        for k, ann in enumerate(progress(anns, "images")):
-            if not isinstance(ann, dict) or "file_name" not in ann or "segments_info" not in ann:
-                raise ValueError(f"{pred_json}: annotation {k} needs file_name and segments_info")
+        for ann in progress(anns, "images"):
             png = pred_dir / ann["file_name"]
-            image_path = images_dir / names.get(ann.get("image_id"), Path(ann["file_name"]).stem + ".jpg")
+            image_name = names.get(ann.get("image_id"), Path(ann["file_name"]).stem + ".jpg")
+            image_path = images_dir / safe_name(image_name, str(pred_json))
             image, ids = read_image(image_path), read_panoptic_png(png)
             check_same_size(image, ids, image_path, png)
             try:
                 new_ids, segments = refiner.refine_panoptic(image, ids, ann["segments_info"])
             except ValueError as err:
                 raise ValueError(f"{png}: {err}") from None
-            with atomic_path(stage / ann["file_name"]) as tmp:
-                Image.fromarray(id_to_rgb(new_ids)).save(tmp, format="PNG")
+            write_panoptic_png(stage / ann["file_name"], new_ids)
             refined_anns.append(dict(ann, segments_info=segments))
         write_json(out_json, dict(data, annotations=refined_anns))
     click.echo(f"wrote {len(refined_anns)} refined panoptic predictions to {out_json} and {out_dir}")

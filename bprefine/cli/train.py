@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import numpy as np
 
 from bprefine.cli.common import Group, progress
 from bprefine.data.coco import (
@@ -116,9 +115,7 @@ def simulate_instances(gt_json: Path, out: Path, seed: int) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 def simulate_semantic(labels_dir: Path, out: Path, num_classes: int, ignore_index: int | None, seed: int) -> None:
     """Label maps from simulated low-resolution logits (output stride 8 or 16) and an argmax."""
-    from PIL import Image
-
-    from bprefine.data.images import atomic_path, read_label_map
+    from bprefine.data.images import read_label_map, write_label_map
     from bprefine.simulate import rng_for, semantic_low_res
 
     paths = sorted(labels_dir.glob("*.png")) if labels_dir.is_dir() else []
@@ -129,9 +126,7 @@ def simulate_semantic(labels_dir: Path, out: Path, num_classes: int, ignore_inde
             labels = read_label_map(p)
             coarse = semantic_low_res(labels, num_classes=num_classes, rng=rng_for(seed, p.name),
                                       ignore_index=ignore_index)
-            dtype = np.uint8 if max(num_classes, ignore_index or 0) < 256 else np.uint16
-            with atomic_path(stage / p.name) as tmp:
-                Image.fromarray(coarse.astype(dtype)).save(tmp, format="PNG")
+            write_label_map(stage / p.name, coarse)
     click.echo(f"wrote {len(paths)} simulated label maps to {out}")
 
 

@@ -13,9 +13,15 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
-MAX_PIXELS = 400_000_000  # about 20000 x 20000; larger images are refused with a clear error
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-Image.MAX_IMAGE_PIXELS = None  # we apply our own limit, with a message that names the file
+
+
+def max_pixels() -> int | None:
+    """The largest image we open: Pillow's decompression-bomb limit (``2 * Image.MAX_IMAGE_PIXELS``, about
+    179 million pixels by default), as the host application has set it; None when it switched it off.
+    We never change Pillow's setting ourselves."""
+    limit = Image.MAX_IMAGE_PIXELS
+    return None if limit is None else 2 * int(limit)
 
 
 def _open(path: Path) -> Image.Image:
@@ -23,15 +29,13 @@ def _open(path: Path) -> Image.Image:
         raise FileNotFoundError(f"{path}: file not found")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            warnings.simplefilter("ignore")  # Pillow's DecompressionBombWarning: the error below is ours
             im = Image.open(path)
-            w, h = im.size
-            if w * h > MAX_PIXELS:
-                raise ValueError(f"{path}: image of {w}x{h} pixels exceeds the limit of {MAX_PIXELS} pixels")
             im.load()
-    except ValueError:
-        raise
-    except (OSError, SyntaxError, Image.DecompressionBombError) as err:
+    except Image.DecompressionBombError:
+        raise ValueError(f"{path}: image exceeds Pillow's decompression-bomb limit of {max_pixels()} pixels "
+                         f"(PIL.Image.MAX_IMAGE_PIXELS); raise that limit in your program to read it") from None
+    except (OSError, SyntaxError, ValueError) as err:
         raise ValueError(f"{path}: cannot read image ({err})") from None
     return im
 
@@ -96,6 +100,16 @@ def write_mask(path: str | Path, mask: np.ndarray) -> None:
     path = Path(path)
     with atomic_path(path) as tmp:
         Image.fromarray(mask.astype(np.uint8) * 255).save(tmp, format="PNG")
+
+
+def write_label_map(path: str | Path, labels: np.ndarray) -> None:
+    """Write an H x W integer label map as an 8-bit PNG (16-bit when a label exceeds 255), atomically."""
+    labels = np.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() > 65535):
+        raise ValueError(f"{path}: labels must lie in 0..65535 to be stored as PNG")
+    dtype = np.uint8 if labels.max(initial=0) < 256 else np.uint16
+    with atomic_path(path) as tmp:
+        Image.fromarray(labels.astype(dtype)).save(tmp, format="PNG")
 
 
 @contextmanager

@@ -75,24 +75,16 @@ def evaluate_semantic_dirs(gt_dir: str | Path, pred_dir: str | Path, *, num_clas
 
 
 def _panoptic_annotations(json_path: Path) -> dict[str, dict]:
-    from bprefine.data.coco import load_json
+    from bprefine.data.panoptic import load_panoptic_json
 
-    data = load_json(json_path)
-    anns = data.get("annotations") if isinstance(data, dict) else None
-    if not isinstance(anns, list):
-        raise ValueError(f"{json_path}: expected a COCO panoptic JSON with an 'annotations' list")
-    out = {}
-    for k, a in enumerate(anns):
-        if not isinstance(a, dict) or "file_name" not in a or "segments_info" not in a:
-            raise ValueError(f"{json_path}: annotation {k} needs file_name and segments_info")
-        out[a["file_name"]] = a
-    return out
+    return {a["file_name"]: a for a in load_panoptic_json(json_path)[1]}
 
 
 def evaluate_panoptic(gt_json: str | Path, gt_dir: str | Path, pred_json: str | Path, pred_dir: str | Path) -> dict:
     """PQ, SQ, RQ, PQ_th, PQ_st and boundary PQ for COCO panoptic PNG + JSON predictions."""
     from bprefine.data.coco import load_json
-    from bprefine.metrics.panoptic import PanopticAccumulator, read_panoptic_png
+    from bprefine.data.panoptic import read_panoptic_png
+    from bprefine.metrics.panoptic import PanopticAccumulator
 
     gt_json, pred_json = Path(gt_json), Path(pred_json)
     gt_data = load_json(gt_json)

@@ -20,7 +20,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from bprefine.metrics.masks import band_width, boundary_band, boundary_f
+from bprefine.metrics.masks import band_width, boundary_f, boundary_iou
 
 INSTANCE_METRICS = ("AP", "AP50", "AP75", "AP90", "APs", "APm", "APl", "APb", "AF")
 
@@ -38,19 +38,12 @@ class _CroppedMask:
         self.mask = full[self.y0 : self.y1, self.x0 : self.x1].copy()
         self.hw = (h, w)
 
-    def in_box(self, box: tuple[int, int, int, int], band: int | None = None) -> np.ndarray:
-        """This mask (or its boundary band) placed into ``box = (x0, y0, x1, y1)``."""
+    def in_box(self, box: tuple[int, int, int, int]) -> np.ndarray:
+        """This mask placed into ``box = (x0, y0, x1, y1)``, a box that contains its crop."""
         x0, y0, x1, y1 = box
         out = np.zeros((y1 - y0, x1 - x0), bool)
-        src = self.mask if band is None else _band_with_frame(self, band)
-        out[self.y0 - y0 : self.y1 - y0, self.x0 - x0 : self.x1 - x0] = src
+        out[self.y0 - y0 : self.y1 - y0, self.x0 - x0 : self.x1 - x0] = self.mask
         return out
-
-
-def _band_with_frame(m: _CroppedMask, width: int) -> np.ndarray:
-    # The crop's margin is background except at the image frame, and the frame counts as contour
-    # in Boundary IoU: zero padding in boundary_band gives the full-image answer.
-    return boundary_band(m.mask, width)
 
 
 def _union_box(a: _CroppedMask, b: _CroppedMask) -> tuple[int, int, int, int]:
@@ -58,10 +51,10 @@ def _union_box(a: _CroppedMask, b: _CroppedMask) -> tuple[int, int, int, int]:
 
 
 def pair_boundary_iou(a: _CroppedMask, b: _CroppedMask, width: int) -> float:
+    """Boundary IoU of two cropped masks, equal to the full-image value: each crop keeps a background
+    margin wider than the band except at the image frame, where zero padding makes the frame a contour."""
     box = _union_box(a, b)
-    pa, pb = a.in_box(box, width), b.in_box(box, width)
-    union = np.logical_or(pa, pb).sum()
-    return 1.0 if union == 0 else float(np.logical_and(pa, pb).sum() / union)
+    return boundary_iou(a.in_box(box), b.in_box(box), width=width)
 
 
 def pair_boundary_f(a: _CroppedMask, b: _CroppedMask, tolerance: float = 1.0) -> float:

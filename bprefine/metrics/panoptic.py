@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bprefine.metrics.masks import band_width, boundary_band
+from bprefine.metrics.masks import band_width, boundary_iou_cropped
 
 OFFSET = 256 * 256 * 256
 VOID = 0
@@ -69,7 +69,7 @@ class PanopticAccumulator:
             iou = n / union if union else 0.0
             if boundary and iou > 0.5:
                 # void pixels are left out of the prediction, as they are left out of the mask IoU's union
-                iou = min(iou, _boundary_iou(gt_ids == g, (pred_ids == p) & (gt_ids != VOID), width))
+                iou = min(iou, boundary_iou_cropped((pred_ids == p) & (gt_ids != VOID), gt_ids == g, width))
             if iou > 0.5:
                 st = stats.setdefault(gs["category_id"], _Stat())
                 st.tp += 1
@@ -100,16 +100,6 @@ class PanopticAccumulator:
         return out
 
 
-def _boundary_iou(g: np.ndarray, p: np.ndarray, width: int) -> float:
-    ys, xs = np.nonzero(g | p)
-    h, w = g.shape
-    y0, y1 = max(ys.min() - width - 2, 0), min(ys.max() + width + 3, h)
-    x0, x1 = max(xs.min() - width - 2, 0), min(xs.max() + width + 3, w)
-    gb, pb = boundary_band(g[y0:y1, x0:x1], width), boundary_band(p[y0:y1, x0:x1], width)
-    union = np.logical_or(gb, pb).sum()
-    return 1.0 if union == 0 else float(np.logical_and(gb, pb).sum() / union)
-
-
 def _average(stats: dict[int, _Stat], categories: dict[int, dict], isthing: int | None) -> tuple[float, float, float]:
     pqs, sqs, rqs = [], [], []
     for cat, info in categories.items():
@@ -127,21 +117,3 @@ def _average(stats: dict[int, _Stat], categories: dict[int, dict], isthing: int 
     if not pqs:
         return 0.0, 0.0, 0.0
     return float(np.mean(pqs)), float(np.mean(sqs)), float(np.mean(rqs))
-
-
-def rgb_to_id(rgb: np.ndarray) -> np.ndarray:
-    """COCO panoptic PNG (H x W x 3) to segment ids: R + 256 G + 256^2 B."""
-    rgb = rgb.astype(np.int64)
-    return rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
-
-
-def id_to_rgb(ids: np.ndarray) -> np.ndarray:
-    ids = ids.astype(np.int64)
-    return np.stack([ids % 256, ids // 256 % 256, ids // 65536 % 256], axis=-1).astype(np.uint8)
-
-
-def read_panoptic_png(path) -> np.ndarray:
-    """Segment ids of a COCO panoptic PNG (RGB-encoded ids)."""
-    from bprefine.data.images import read_image
-
-    return rgb_to_id(read_image(path))

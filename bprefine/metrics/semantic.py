@@ -8,10 +8,9 @@ contour pixels on ignored ground truth do not count. Per class it is averaged ov
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
-from bprefine.metrics.masks import boundary_band
+from bprefine.metrics.masks import boundary_band, contour_f
 
 SEMANTIC_METRICS = ("mIoU", "BF")
 
@@ -32,17 +31,7 @@ def class_boundary_f(pred: np.ndarray, gt: np.ndarray, cls: int, *, valid: np.nd
     pm, gm = pred == cls, gt == cls
     if not pm.any() and not gm.any():
         return None
-    pb, gb = boundary_band(pm, 1) & valid, boundary_band(gm, 1) & valid
-    n_p, n_g = int(pb.sum()), int(gb.sum())
-    if n_p == 0 and n_g == 0:
-        return 1.0
-    if n_p == 0 or n_g == 0:
-        return 0.0
-    dist_g = cv2.distanceTransform((~gb).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    dist_p = cv2.distanceTransform((~pb).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    precision = float((dist_g[pb] <= tolerance).mean())
-    recall = float((dist_p[gb] <= tolerance).mean())
-    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+    return contour_f(boundary_band(pm, 1) & valid, boundary_band(gm, 1) & valid, tolerance)
 
 
 class SemanticAccumulator:

@@ -9,7 +9,7 @@ from typing import Iterable
 import numpy as np
 
 from bprefine.data.images import atomic_path
-from bprefine.patches import crop_patches, extract_boxes
+from bprefine.patches import crop_masks, crop_patches, extract_boxes
 
 
 @dataclass
@@ -73,5 +73,4 @@ def patches_from_triple(
     if len(boxes) == 0:
         return PatchSet.empty(patch_size + 2 * padding)
     imgs, cms = crop_patches(image, coarse, boxes, padding=padding)
-    _, gms = crop_patches(image, gt, boxes, padding=padding)
-    return PatchSet(imgs, cms, gms)
+    return PatchSet(imgs, cms, crop_masks(gt, boxes, padding=padding))
