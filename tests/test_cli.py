@@ -278,3 +278,44 @@ def test_refine_semantic_with_probabilities(tmp_path, model_path):
     (probs / "a.npy").write_bytes(b"not numpy")
     _assert_clean_error(_run(*args, "--out", tmp_path / "out2"), "a.npy", "cannot read probabilities")
     assert not (tmp_path / "out2").exists()
+
+
+@pytest.mark.parametrize("flag", ["--nms-threshold", "--nms-thr"])
+def test_nms_threshold_option_and_its_alias(tmp_path, model_path, flag):
+    images, masks = tmp_path / "img", tmp_path / "msk"
+    images.mkdir(), masks.mkdir()
+    _write_image(images / "x.png", hw=(40, 50))
+    m = np.zeros((40, 50), np.uint8)
+    m[5:30, 10:40] = 255
+    Image.fromarray(m).save(masks / "x.png")
+    res = _run("refine", "masks", "--images", images, "--masks", masks, "--out", tmp_path / "o",
+               "--model", model_path, flag, 0.3, "--scheme", "grid")
+    assert res.exit_code == 0, res.output
+    _assert_clean_error(_run("refine", "masks", "--images", images, "--masks", masks, "--out", tmp_path / "p",
+                             "--model", model_path, "--device", "bogus"), "bogus")
+    assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("name", ["../x.png", "../../png/x.png", "/etc/x.png", "a/../../x.png", 7, ""])
+def test_refine_panoptic_refuses_names_that_leave_their_folder(tmp_path, model_path, name):
+    images, pan = tmp_path / "img", tmp_path / "pan"
+    images.mkdir(), pan.mkdir()
+    _write_image(images / "x.jpg", hw=(20, 20))
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(pan / "x.png")
+    (tmp_path / "p.json").write_text(json.dumps({"annotations": [{"image_id": 1, "file_name": name,
+                                                                  "segments_info": []}]}))
+    res = _run("refine", "panoptic", "--images", images, "--pred-json", tmp_path / "p.json", "--pred-dir", pan,
+               "--out-json", tmp_path / "o.json", "--out-dir", tmp_path / "o", "--model", model_path)
+    _assert_clean_error(res, "p.json", "file_name")
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o.json").exists()
+
+
+def test_label_map_writer_picks_the_bit_depth(tmp_path):
+    from bprefine.data.images import read_label_map, write_label_map
+
+    for labels, mode in ((np.array([[0, 255]]), "L"), (np.array([[0, 300]]), "I;16")):
+        write_label_map(tmp_path / "l.png", labels)
+        assert Image.open(tmp_path / "l.png").mode == mode
+        assert np.array_equal(read_label_map(tmp_path / "l.png"), labels)
+    with pytest.raises(ValueError, match="l.png"):
+        write_label_map(tmp_path / "l.png", np.array([[-1]]))

@@ -6,7 +6,7 @@ import torch
 
 from bprefine import ModelConfig, RefinementModel, Refiner
 from bprefine.engine import make_engine, onnx_available
-from tests.conftest import IdentityNet, model_with, random_blobs
+from bpr_helpers import IdentityNet, model_with, random_blobs
 
 needs_onnx = pytest.mark.skipif(not onnx_available(), reason="onnx/onnxruntime not installed")
 

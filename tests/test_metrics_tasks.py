@@ -17,7 +17,7 @@ from bprefine.metrics.instances import evaluate_instances
 from bprefine.data.panoptic import id_to_rgb, rgb_to_id
 from bprefine.metrics.panoptic import PanopticAccumulator
 from bprefine.metrics.semantic import SemanticAccumulator
-from tests.conftest import SHARED_DATA, needs_shared_data
+from bpr_helpers import SHARED_DATA, needs_shared_data
 
 
 def _square(h, w, y0, x0, y1, x1):

@@ -38,3 +38,29 @@ def test_mask_channel_changes_the_output():
 def test_unknown_preset():
     with pytest.raises(ValueError, match="unknown network preset"):
         build_net("vgg")
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_preset_backward_reaches_every_parameter(preset):
+    torch.manual_seed(0)
+    net = build_net(preset).train()
+    image = torch.randn(2, 3, 64, 64, requires_grad=True)
+    mask = torch.randn(2, 1, 64, 64, requires_grad=True)
+    target = (torch.rand(2, 1, 64, 64) > 0.5).float()
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(net(image, mask), target)
+    loss.backward()
+    missing = [n for n, p in net.named_parameters() if p.grad is None]
+    assert not missing, f"no gradient reaches {missing[:5]}"
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters())
+    assert image.grad.abs().sum() > 0 and mask.grad.abs().sum() > 0  # both inputs matter
+    params = [p.detach().clone() for p in net.parameters()]
+    torch.optim.SGD(net.parameters(), lr=0.1).step()
+    assert any(not torch.equal(a, b) for a, b in zip(params, net.parameters()))
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_use_mask_false_has_no_mask_gradient(preset):
+    net = build_net(preset, use_mask=False).train()
+    mask = torch.randn(2, 1, 64, 64, requires_grad=True)
+    net(torch.randn(2, 3, 64, 64), mask).sum().backward()
+    assert mask.grad is None or mask.grad.abs().sum() == 0

@@ -19,7 +19,7 @@ from bprefine.patches import (
     nms_squares,
     propose_boxes,
 )
-from tests.conftest import random_blobs
+from bpr_helpers import random_blobs
 
 
 def test_boundary_map_marks_both_sides_of_a_square():
@@ -170,3 +170,17 @@ def test_accumulator_averages_logits_and_keeps_uncovered_pixels():
     assert not out[2, 2] and not out[3, 3]  # mean (3 - 5) / 2 < 0
     assert not out[4, 4]
     assert acc.logit_sum.shape == (4, 4)  # local to the boxes, not the image
+
+
+def test_crop_masks_matches_the_mask_part_of_crop_patches(rng):
+    from bprefine.patches import crop_masks
+
+    image = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    mask = random_blobs(rng, 30, 40, 1)[0]
+    boxes = np.array([[0, 0, 16, 16], [30, 20, 46, 36], [-4, -4, 12, 12]])
+    for padding in (0, 3):
+        imgs, msks = crop_patches(image, mask, boxes, padding=padding)
+        assert np.array_equal(crop_masks(mask, boxes, padding=padding), msks)
+        assert imgs.shape == (3, 16 + 2 * padding, 16 + 2 * padding, 3)
+    with pytest.raises(ValueError, match="one size"):
+        crop_masks(mask, np.array([[0, 0, 4, 4], [0, 0, 5, 5]]))

@@ -5,7 +5,7 @@ import pytest
 
 from bprefine import Refiner
 from bprefine.patches import boundary_map
-from tests.conftest import ConstantNet, IdentityNet, model_with, random_blobs
+from bpr_helpers import ConstantNet, IdentityNet, model_with, random_blobs
 
 
 def _image(rng, h, w):

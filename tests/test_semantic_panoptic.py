@@ -10,7 +10,7 @@ from PIL import Image
 from bprefine import Refiner
 from bprefine.data.cityscapes import label_ids_to_train_ids, train_ids_to_label_ids
 from bprefine.data.panoptic import id_to_rgb, rgb_to_id
-from tests.conftest import (
+from bpr_helpers import (
     SHARED_DATA,
     ConstantNet,
     IdentityNet,
