@@ -69,7 +69,7 @@ class OnnxEngine:
     name = "onnx"
 
     def __init__(self, net: torch.nn.Module, input_size: int) -> None:
-        import onnxruntime as ort  # optional extra: pip install bprefine[onnx]
+        import onnxruntime as ort  # a core dependency; the check in make_engine covers a broken install
 
         self.session = ort.InferenceSession(_export(net, input_size), providers=["CPUExecutionProvider"])
 
@@ -110,6 +110,6 @@ def make_engine(net: torch.nn.Module, *, kind: str, device: torch.device, input_
         if device.type != "cpu":
             raise ValueError(f"the onnx engine runs on the CPU only, not on {device}")
         if not onnx_available():
-            raise ValueError("the onnx engine needs onnx and onnxruntime: pip install 'bprefine[onnx]'")
+            raise ValueError("the onnx engine needs onnx and onnxruntime (core dependencies): pip install onnx onnxruntime")
         return OnnxEngine(net, input_size)
     return TorchEngine(net, device)

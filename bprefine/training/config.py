@@ -15,6 +15,8 @@ from bprefine.strict import from_mapping
 
 SOURCE_KINDS = ("masks", "instance_png", "coco", "semantic")
 SIMULATORS = ("low_res", "mask_head", "semantic_low_res")
+AUGMENTATIONS = ("none", "basic", "strong")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class SourceConfig:
     simulate: str | None = None
     stems: str | None = None  # "0001-0700": keep files whose stem lies in this inclusive range
     limit: int | None = None  # keep the first ``limit`` images (sorted by name)
+    indices: str | None = None  # "0-199,300-": keep these 0-based positions of the sorted list (inclusive)
     weight: float = 1.0  # share of each training batch drawn from this source
     num_classes: int | None = None
     ignore_index: int | None = None
@@ -52,6 +55,8 @@ class SourceConfig:
             raise ValueError(f"semantic source {self.gt} needs num_classes")
         if self.stems is not None and not re.fullmatch(r"[^-]+-[^-]+", self.stems):
             raise ValueError(f"stems must look like 'first-last', got {self.stems!r}")
+        if self.indices is not None and not re.fullmatch(r"\d+-\d*(,\d+-\d*)*", self.indices):
+            raise ValueError(f"source {self.gt}: indices must look like '0-199,300-', got {self.indices!r}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"source {self.gt}: limit must be at least 1, got {self.limit}")
         if not (self.weight >= 0 and math.isfinite(self.weight)):
@@ -84,6 +89,11 @@ class TrainConfig:
     imagenet_init: bool = True
     workers: int = 2  # processes that build patches
     device: str = "cpu"  # "cuda" trains on GPU (one GPU per process under torchrun)
+    augmentation: str = "basic"  # "none", "basic" (flip + photometric) or "strong" (+ colour, stain, blur, noise, JPEG)
+    mask_noise: float = 0.0  # probability of eroding/dilating/shifting a patch's coarse mask channel
+    mismatch_weight: float = 1.0  # loss weight of pixels where the coarse mask is wrong (others: 1)
+    precision: str = "fp32"  # "bf16": bfloat16 autocast for the forward pass (CPU with AVX512-bf16, or GPU)
+    channels_last: bool = False  # NHWC memory format for the network (faster convolutions on CPU)
 
     def __post_init__(self) -> None:
         positive = ("iterations", "batch_size", "checkpoint_every", "val_every", "log_every", "workers")
@@ -101,6 +111,14 @@ class TrainConfig:
             raise ValueError(f"nms_threshold must lie in [0, 1], got {self.nms_threshold}")
         if not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
             raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        if self.augmentation not in AUGMENTATIONS:
+            raise ValueError(f"augmentation must be one of {AUGMENTATIONS}, got {self.augmentation!r}")
+        if not 0 <= self.mask_noise <= 1:
+            raise ValueError(f"mask_noise must lie in [0, 1], got {self.mask_noise}")
+        if not self.mismatch_weight > 0:
+            raise ValueError(f"mismatch_weight must be > 0, got {self.mismatch_weight}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.sources and sum(s.weight for s in self.sources) <= 0:
             raise ValueError(f"source weights must not all be zero: {[s.weight for s in self.sources]}")
 

@@ -15,12 +15,11 @@ from typing import IO
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from bprefine.data.images import atomic_path
 from bprefine.model import RefinementModel, save_model
-from bprefine.training.batches import make_batch, sample_batch
+from bprefine.training.batches import make_batch, patch_loss, sample_batch
 from bprefine.training.cache import load_or_build
 from bprefine.training.checkpoint import resume, save_checkpoint, save_rng
 from bprefine.training.config import TrainConfig
@@ -73,6 +72,8 @@ def _setup(config: TrainConfig, out: Path) -> _Run:
     weights = np.asarray([s.weight for s in config.sources], np.float64)
     model, init = init_net(config)
     net = d.prepare(model.net)
+    if config.channels_last:
+        net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     rng = np.random.default_rng([config.seed, d.rank])
     start = resume(out, net, opt, rng, d.rank)
@@ -90,9 +91,14 @@ def _step(run: _Run, it: int) -> float:
     for group in run.opt.param_groups:
         group["lr"] = lr
     per_rank = max(c.batch_size // run.dist.world, 1)
-    x, m, t = make_batch(sample_batch(run.sets, run.weights, per_rank, run.rng), run.rng, config=c.model)
+    x, m, t = make_batch(sample_batch(run.sets, run.weights, per_rank, run.rng), run.rng, config=c.model,
+                         augmentation=c.augmentation, mask_noise=c.mask_noise)
     d = run.dist.device
-    loss = F.binary_cross_entropy_with_logits(run.step_net(x.to(d), m.to(d)), t.to(d))
+    fmt = torch.channels_last if c.channels_last else torch.contiguous_format
+    x, m, t = x.to(d, memory_format=fmt), m.to(d, memory_format=fmt), t.to(d)
+    with torch.autocast(d.type, dtype=torch.bfloat16, enabled=c.precision == "bf16"):
+        logits = run.step_net(x, m)
+    loss = patch_loss(logits.float(), t, m, mismatch_weight=c.mismatch_weight)
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
     run.opt.step()

@@ -11,7 +11,8 @@ def describe_sources(config: TrainConfig) -> str:
     parts = []
     for s in config.sources:
         coarse = f"coarse {Path(s.coarse).name}" if s.coarse else f"simulated {s.simulate}"
-        subset = f" {s.stems}" if s.stems else f" first {s.limit}" if s.limit else ""
+        subset = (f" {s.stems}" if s.stems else "") + (f" #{s.indices}" if s.indices else "") \
+            + (f" first {s.limit}" if s.limit else "")
         where = "/".join(Path(s.images).parts[-3:])
         parts.append(f"{where}{subset} ({s.kind}, {coarse}, weight {s.weight})")
     return "; ".join(parts)
@@ -19,4 +20,6 @@ def describe_sources(config: TrainConfig) -> str:
 
 def provenance(config: TrainConfig, init: str, world: int) -> dict:
     return {"data": describe_sources(config), "iterations": config.iterations, "batch_size": config.batch_size,
-            "seed": config.seed, "init": init, "processes": world, "nms_threshold": config.nms_threshold}
+            "seed": config.seed, "init": init, "processes": world, "nms_threshold": config.nms_threshold,
+            "augmentation": config.augmentation, "mask_noise": config.mask_noise,
+            "mismatch_weight": config.mismatch_weight, "precision": config.precision}

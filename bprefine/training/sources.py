@@ -72,7 +72,18 @@ def list_items(source: SourceConfig) -> list[str]:
     else:
         names = [p.name for p in list_images(source.images)]
     names = [n for n in names if _in_range(Path(n).stem, source.stems)]
+    if source.indices:
+        names = [n for k, n in enumerate(names) if _in_index_ranges(k, source.indices)]
     return names[: source.limit] if source.limit else names
+
+
+def _in_index_ranges(k: int, ranges: str) -> bool:
+    """Whether position ``k`` lies in one of the inclusive ranges "a-b" ("a-": to the end)."""
+    for part in ranges.split(","):
+        lo, hi = part.split("-")
+        if int(lo) <= k and (hi == "" or k <= int(hi)):
+            return True
+    return False
 
 
 def _file_key(path: str) -> tuple[str, int, int]:
