@@ -53,18 +53,12 @@ def analyze_oracle(gt_dir: Path, pred_dir: Path, as_json: bool) -> None:
 def analyze_oracle_instances(gt_json: Path, pred_json: Path, as_json: bool) -> None:
     """The oracle study on COCO instances: each prediction repaired within d px of its boundary from its
     best-overlapping same-category ground truth (d = 1, 2, 3, inf), scored with the instance metrics."""
-    import contextlib
-    import io
-
-    from pycocotools.coco import COCO
-
     from bprefine.analysis import ORACLE_DISTANCES, oracle_instances
-    from bprefine.metrics.instances import INSTANCE_METRICS, evaluate_instances
+    from bprefine.data.coco import checked_results, load_ground_truth
+    from bprefine.metrics.instances import INSTANCE_METRICS, coco_from_dict, evaluate_instances
 
-    load_image_info(gt_json)
-    results = load_results(pred_json)
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(str(gt_json))
+    gt = coco_from_dict(load_ground_truth(gt_json))
+    results = checked_results(load_results(pred_json), load_image_info(gt_json), pred_json)
     table = {"pred": evaluate_instances(gt, results)}
     for d in ORACLE_DISTANCES:
         table[f"d={d}"] = evaluate_instances(gt, oracle_instances(gt, results, d))

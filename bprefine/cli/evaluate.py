@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from bprefine.cli.common import Group, json_flag, report
-from bprefine.data.coco import load_image_info, load_results
+from bprefine.data.coco import checked_results, load_ground_truth, load_image_info, load_results
 
 
 @click.group(cls=Group, name="eval")
@@ -38,11 +38,13 @@ def eval_masks_cmd(gt_dir: Path, pred_dir: Path, baseline: Path | None, as_json:
 @json_flag
 def eval_instances_cmd(gt_json: Path, pred_json: Path, baseline: Path | None, as_json: bool) -> None:
     """Mask AP, AP50/75/90, APs/m/l, boundary AP (APb) and AF (boundary F at 1 px over true positives)."""
-    from bprefine.metrics.instances import INSTANCE_METRICS, evaluate_instances
+    from bprefine.metrics.instances import INSTANCE_METRICS, coco_from_dict, evaluate_instances
+
+    gt = coco_from_dict(load_ground_truth(gt_json))
+    infos = load_image_info(gt_json)
 
     def run(path: Path) -> dict:
-        load_image_info(gt_json)  # clear errors for a missing or malformed file
-        return evaluate_instances(str(gt_json), load_results(path))
+        return evaluate_instances(gt, checked_results(load_results(path), infos, path))
 
     scores = run(pred_json)
     before = run(baseline) if baseline else None

@@ -19,6 +19,7 @@ from bprefine.cli.common import (
 from bprefine.data.coco import (
     ImageInfo,
     decode_segmentation,
+    image_id_of,
     load_image_info,
     load_results,
     refined_entry,
@@ -45,7 +46,7 @@ def refine_instances_cmd(images_dir: Path, pred: Path, image_info: Path, out: Pa
     results = load_results(pred)
     by_image: dict[int, list[int]] = {}
     for k, entry in enumerate(results):
-        by_image.setdefault(_image_id(entry, k, pred, infos, image_info), []).append(k)
+        by_image.setdefault(image_id_of(entry, f"{pred}: entry {k}", infos), []).append(k)
     refiner = make_refiner(**opts)
     refined: list[dict[str, Any] | None] = [None] * len(results)
     for image_id, idx in progress(by_image.items(), "images"):
@@ -56,16 +57,6 @@ def refine_instances_cmd(images_dir: Path, pred: Path, image_info: Path, out: Pa
             refined[k] = refined_entry(results[k], mask)
     write_json(out, refined)
     click.echo(f"wrote {len(refined)} refined results for {len(by_image)} images to {out}")
-
-
-def _image_id(entry: dict, k: int, pred: Path, infos: dict[int, ImageInfo], image_info: Path) -> int:
-    try:
-        image_id = int(entry["image_id"])
-    except (TypeError, ValueError):
-        raise ValueError(f"{pred}: entry {k} has a non-integer image_id {entry['image_id']!r}") from None
-    if image_id not in infos:
-        raise ValueError(f"{pred}: entry {k} refers to image_id {image_id}, which {image_info} does not list")
-    return image_id
 
 
 def _load_image(path: Path, info: ImageInfo) -> np.ndarray:
@@ -153,7 +144,8 @@ def _load_probs(path: Path) -> np.ndarray:
 def refine_panoptic_cmd(images_dir: Path, pred_json: Path, pred_dir: Path, out_json: Path, out_dir: Path,
                         **opts) -> None:
     """Refine COCO-format panoptic predictions (also Cityscapes panoptic): PNG ids + segments_info."""
-    from bprefine.data.panoptic import load_panoptic_json, read_panoptic_png, safe_name, write_panoptic_png
+    from bprefine.data.images import safe_name
+    from bprefine.data.panoptic import load_panoptic_json, read_panoptic_png, write_panoptic_png
 
     data, anns = load_panoptic_json(pred_json)
     names = _panoptic_image_names(data, pred_json)

@@ -86,22 +86,18 @@ def simulate_masks(gt_dir: Path, out: Path, seed: int) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 def simulate_instances(gt_json: Path, out: Path, seed: int) -> None:
     """COCO results from a simulated Mask R-CNN-like mask head (score 1.0 per ground-truth instance)."""
-    from bprefine.data.coco import load_json
+    from bprefine.data.coco import load_ground_truth
     from bprefine.simulate import mask_head, rng_for
 
+    data = load_ground_truth(gt_json)  # checked: ids, categories, segmentations
     infos = load_image_info(gt_json)
     results = []
-    for k, ann in enumerate(load_json(gt_json).get("annotations", [])):
+    for ann in data["annotations"]:
         if ann.get("iscrowd", 0):
             continue
-        info = infos.get(int(ann["image_id"]))
-        if info is None:
-            raise ValueError(f"{gt_json}: annotation {k} refers to unknown image_id {ann['image_id']}")
-        try:
-            gt = decode_segmentation(ann["segmentation"], info.height, info.width)
-        except ValueError as err:
-            raise ValueError(f"{gt_json}: annotation {k}: {err}") from None
-        coarse = mask_head(gt, rng=rng_for(seed, str(ann.get("id", k))))
+        info = infos[ann["image_id"]]
+        gt = decode_segmentation(ann["segmentation"], info.height, info.width)
+        coarse = mask_head(gt, rng=rng_for(seed, str(ann["id"])))
         results.append(refined_entry({"image_id": info.id, "category_id": ann["category_id"], "score": 1.0}, coarse))
     write_json(out, results)
     click.echo(f"wrote {len(results)} simulated instance masks to {out}")

@@ -7,8 +7,8 @@ import shutil
 import tempfile
 import warnings
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterator
 
 import numpy as np
 from PIL import Image
@@ -22,6 +22,16 @@ def max_pixels() -> int | None:
     We never change Pillow's setting ourselves."""
     limit = Image.MAX_IMAGE_PIXELS
     return None if limit is None else 2 * int(limit)
+
+
+def safe_name(name: Any, where: str) -> str:
+    """``name`` if it is a relative file name that stays inside its folder, else a ValueError naming it."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{where}: file_name must be a non-empty string, got {name!r}")
+    p = PurePosixPath(name.replace("\\", "/"))
+    if p.is_absolute() or ".." in p.parts or Path(name).is_absolute():
+        raise ValueError(f"{where}: file_name {name!r} leaves its folder")
+    return name
 
 
 def _open(path: Path) -> Image.Image:

@@ -7,23 +7,13 @@ integer ``id`` and ``category_id``. PNGs encode ids as R + 256 G + 256^2 B.
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bprefine.data.coco import load_json
-from bprefine.data.images import atomic_path, read_image
-
-
-def safe_name(name: Any, where: str) -> str:
-    """``name`` if it is a relative file name that stays inside its folder, else a ValueError naming it."""
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"{where}: file_name must be a non-empty string, got {name!r}")
-    p = PurePosixPath(name.replace("\\", "/"))
-    if p.is_absolute() or ".." in p.parts or Path(name).is_absolute():
-        raise ValueError(f"{where}: file_name {name!r} leaves its folder")
-    return name
+from bprefine.data.images import atomic_path, read_image, safe_name
 
 
 def _check_segments(segments: Any, where: str) -> list[dict]:
@@ -35,6 +25,16 @@ def _check_segments(segments: Any, where: str) -> list[dict]:
         if not ok:
             raise ValueError(f"{where}: segments_info[{j}] needs integer 'id' and 'category_id', got {s!r}")
     return segments
+
+
+def check_ids_listed(segment_ids: np.ndarray, segments_info: list[dict]) -> list[int]:
+    """The non-void ids of an H x W id map, all of which ``segments_info`` must list (else a ValueError)."""
+    listed = {int(s["id"]) for s in segments_info}
+    present = [int(v) for v in np.unique(segment_ids) if v != 0]
+    unknown = [v for v in present if v not in listed]
+    if unknown:
+        raise ValueError(f"segment ids {unknown[:5]} are in the map but not in segments_info")
+    return present
 
 
 def load_panoptic_json(path: str | Path) -> tuple[dict, list[dict]]:

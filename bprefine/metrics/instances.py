@@ -108,6 +108,15 @@ class BoundaryCOCOeval(COCOeval):
         return ious
 
 
+def coco_from_dict(data: dict) -> COCO:
+    """A pycocotools COCO index over an in-memory ground-truth dict (checked by ``load_ground_truth``)."""
+    coco = COCO()
+    coco.dataset = data
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco
+
+
 def _load(gt: COCO | str, results: list[dict] | str) -> tuple[COCO, COCO]:
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = gt if isinstance(gt, COCO) else COCO(gt)
@@ -152,7 +161,12 @@ def _af(ev: COCOeval, cache: _MaskCache) -> float:
 
 
 def evaluate_instances(gt: COCO | str, results: list[dict] | str) -> dict[str, float]:
-    """Mask AP family, boundary AP and AF for COCO results against COCO ground truth (fractions, not %)."""
+    """Mask AP family, boundary AP and AF for COCO results against COCO ground truth (fractions, not %).
+
+    An empty result list is valid: nothing was detected, so every figure is 0.
+    """
+    if isinstance(results, list) and not results:
+        return {k: 0.0 for k in INSTANCE_METRICS}
     coco_gt, coco_dt = _load(gt, results)
     mask_ev = _run(COCOeval(coco_gt, coco_dt, iouType="segm"))
     s = mask_ev.stats

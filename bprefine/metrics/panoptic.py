@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bprefine.data.panoptic import check_ids_listed
 from bprefine.metrics.masks import band_width, boundary_iou_cropped
 
 OFFSET = 256 * 256 * 256
@@ -43,6 +44,8 @@ class PanopticAccumulator:
         """One image: id maps (H x W int) and their ``segments_info`` lists."""
         if gt_ids.shape != pred_ids.shape:
             raise ValueError(f"prediction is {pred_ids.shape} but ground truth is {gt_ids.shape}")
+        check_ids_listed(pred_ids, pred_segments)
+        check_ids_listed(gt_ids, gt_segments)
         gt_seg = {s["id"]: s for s in gt_segments}
         pred_seg = {s["id"]: s for s in pred_segments}
         for s in pred_segments:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bprefine.data.panoptic import check_ids_listed
 from bprefine.patches import mask_bbox
 from bprefine.tasks.exclusive import refine_exclusive
 
@@ -37,11 +38,7 @@ def refine_panoptic(refiner: "Refiner", image: np.ndarray, segment_ids: np.ndarr
     segment_ids = np.asarray(segment_ids)
     if segment_ids.shape != image.shape[:2]:
         raise ValueError(f"segment map must be H x W matching the image {image.shape[:2]}, got {segment_ids.shape}")
-    info = {int(s["id"]): s for s in segments_info}
-    ids = [int(v) for v in np.unique(segment_ids) if v != 0]
-    unknown = [v for v in ids if v not in info]
-    if unknown:
-        raise ValueError(f"segment ids {unknown[:5]} are in the map but not in segments_info")
+    ids = check_ids_listed(segment_ids, segments_info)
     masks = np.stack([segment_ids == v for v in ids]) if ids else np.zeros((0, *segment_ids.shape), bool)
     owner = refine_exclusive(refiner, image, masks, fixed=segment_ids == 0)
     lookup = np.asarray(ids + [0], segment_ids.dtype)  # owner -1 indexes the trailing 0 (never used: void is fixed)
