@@ -298,13 +298,25 @@ class PatchAccumulator:
         h, w = self.count.shape
         return array[oy : oy + h, ox : ox + w]
 
+    def allowed(self, coarse: np.ndarray, max_move: float) -> np.ndarray:
+        """(h, w) bool over this buffer: pixels within ``max_move`` px (Euclidean) of the boundary of the
+        H x W ``coarse`` mask, the only pixels a guarded refinement may change. Every boundary pixel lies
+        inside the buffer, so distances computed on its crop are exact up to ``max_move``."""
+        crop = self.region(coarse).astype(np.uint8)
+        inside = cv2.distanceTransform(crop, cv2.DIST_L2, 3)  # to the nearest background pixel
+        outside = cv2.distanceTransform(1 - crop, cv2.DIST_L2, 3)  # to the nearest foreground pixel
+        return np.where(crop > 0, inside, outside) <= max_move
+
     def apply(self, coarse: np.ndarray) -> np.ndarray:
         """The refined mask: mean logit > 0 (probability > 0.5) where covered, ``coarse`` elsewhere."""
         out = coarse.copy()
         self.write_into(out)
         return out
 
-    def write_into(self, mask: np.ndarray) -> None:
-        """``apply`` in place: overwrite the covered pixels of ``mask``."""
+    def write_into(self, mask: np.ndarray, allowed: np.ndarray | None = None) -> None:
+        """``apply`` in place: overwrite the covered pixels of ``mask`` (only the ``allowed`` ones, an
+        (h, w) bool map over this buffer, when given)."""
         covered = self.count > 0
+        if allowed is not None:
+            covered &= allowed
         self.region(mask)[covered] = self.logit_sum[covered] > 0

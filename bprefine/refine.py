@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from bprefine.data.images import binarize_mask
 from bprefine.engine import make_engine, resolve_device
 from bprefine.model import ModelConfig, RefinementModel, load_model
 from bprefine.patches import SCHEMES, PatchAccumulator, extract_boxes
@@ -21,6 +22,15 @@ from bprefine.tasks import refine_exclusive, refine_panoptic, refine_semantic
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_NMS_THRESHOLD = 0.55
 DEFAULT_SCHEME = "dense"
+DEFAULT_MIN_AREA = 16
+
+
+def _as_bool_stack(stack: np.ndarray) -> np.ndarray:
+    """(N, H, W) bool; other dtypes mask by mask through ``binarize_mask`` (the rule files follow)."""
+    stack = np.asarray(stack)
+    if stack.dtype == bool or stack.ndim != 3:
+        return stack.astype(bool, copy=False)
+    return np.stack([binarize_mask(m) for m in stack]) if len(stack) else stack.astype(bool)
 
 
 def _validate(image: np.ndarray, masks: np.ndarray) -> None:
@@ -51,6 +61,14 @@ class Refiner:
             PyTorch), ``"torch"`` or ``"onnx"``. The engine works on its own copy when it must move or
             switch the network; the caller's module is never changed.
         progress: show a progress bar over patch batches.
+        min_area: masks with fewer foreground pixels carry no usable boundary and are returned unchanged.
+        move_limit: the do-no-harm guard: pixels may change only within ``max(2, move_limit * sqrt(area))``
+            px of the coarse boundary (area of that mask); None: no distance bound.
+        min_confidence: a pixel changes only where the mean patch logit is at least this far from 0
+            (0: wherever the network says so).
+
+    Patches larger than the image: the patch shrinks to the image's shorter side, but never below a
+    quarter of the requested size; below that, crops are edge-padded.
     """
 
     def __init__(
@@ -65,6 +83,9 @@ class Refiner:
         scheme: str = DEFAULT_SCHEME,
         engine: str = "auto",
         progress: bool = False,
+        min_area: int = DEFAULT_MIN_AREA,
+        move_limit: float | None = None,
+        min_confidence: float = 0.0,
     ) -> None:
         if scheme not in SCHEMES:
             raise ValueError(f"unknown patch scheme {scheme!r}; choose one of {SCHEMES}")
@@ -76,6 +97,9 @@ class Refiner:
             raise ValueError(f"patch_size must be at least 4, got {patch_size}")
         if padding is not None and padding < 0:
             raise ValueError(f"padding must be at least 0, got {padding}")
+        if min_area < 0 or (move_limit is not None and move_limit <= 0) or min_confidence < 0:
+            raise ValueError(f"bad guard settings: min_area={min_area}, move_limit={move_limit}, "
+                             f"min_confidence={min_confidence}")
         self.device = resolve_device(device)
         self.model = model if isinstance(model, RefinementModel) else load_model(model, device=self.device)
         self.engine = make_engine(self.model.net, kind=engine, device=self.device,
@@ -86,14 +110,18 @@ class Refiner:
         self.padding = self.model.config.padding if padding is None else padding
         self.scheme = scheme
         self.progress = progress
+        self.min_area = min_area
+        self.move_limit = move_limit
+        self.min_confidence = min_confidence
 
     @property
     def config(self) -> ModelConfig:
         return self.model.config
 
     def refine(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Refine one class-agnostic H x W mask (bool, or 0/1, or 0/255) of an H x W x 3 uint8 image."""
-        return self.refine_instances(image, (np.asarray(mask) > 0)[None])[0]
+        """Refine one class-agnostic H x W mask of an H x W x 3 uint8 image: bool, any two-valued mask
+        (0/1, 0/255) or a soft mask (0-255, 0-1), read by ``bprefine.data.images.binarize_mask``."""
+        return self.refine_instances(image, binarize_mask(mask)[None])[0]
 
     def refine_instances(self, image: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """Refine N instance masks of one image: (N, H, W) bool -> (N, H, W) bool."""
@@ -103,7 +131,7 @@ class Refiner:
         """Refine the instances of several images, batching patches across all of them."""
         if len(images) != len(masks):
             raise ValueError(f"got {len(images)} images but {len(masks)} mask stacks")
-        stacks = [np.asarray(stack).astype(bool, copy=False) for stack in masks]
+        stacks = [_as_bool_stack(stack) for stack in masks]
         jobs: list[Job] = []
         for i, (image, stack) in enumerate(zip(images, stacks)):
             _validate(image, stack)
@@ -115,7 +143,7 @@ class Refiner:
             for mask in refined:
                 acc = next(accs)
                 if acc is not None:
-                    acc.write_into(mask)
+                    acc.write_into(mask, self.allowed(acc, mask))
             out.append(refined)
         return out
 
@@ -145,9 +173,31 @@ class Refiner:
         _validate(image, masks)
         return self._run([image], [Job(0, m) for m in masks], channels)
 
+    def allowed(self, acc: PatchAccumulator, coarse: np.ndarray) -> np.ndarray | None:
+        """The guard: an (h, w) bool map over ``acc``'s buffer of the pixels refinement may change for the
+        H x W ``coarse`` mask, or None when every covered pixel may change."""
+        allowed = None
+        if self.move_limit is not None:
+            limit = max(2.0, self.move_limit * float(np.sqrt(coarse.sum())))
+            allowed = acc.allowed(coarse, limit)
+        if self.min_confidence > 0:
+            sure = np.abs(acc.mean_logits()[0]) >= self.min_confidence
+            allowed = sure if allowed is None else allowed & sure
+        return allowed
+
+    def patch_for(self, image_hw: tuple[int, int]) -> int:
+        """The patch side used on an image of this size (see the class docstring)."""
+        short = min(image_hw)
+        if short >= self.patch_size:
+            return self.patch_size
+        return max(short, -(-self.patch_size // 4))
+
     def boxes_for(self, mask: np.ndarray) -> np.ndarray:
-        """The boxes this refiner would refine for one mask (K x 4 ``boxes_xyxy``)."""
-        return extract_boxes(mask, scheme=self.scheme, patch_size=self.patch_size,
+        """The boxes this refiner would refine for one mask (K x 4 ``boxes_xyxy``); none for masks
+        smaller than ``min_area``."""
+        if self.min_area and np.count_nonzero(mask) < self.min_area:
+            return np.zeros((0, 4), np.int64)
+        return extract_boxes(mask, scheme=self.scheme, patch_size=self.patch_for(mask.shape),
                              nms_threshold=self.nms_threshold)
 
     def _run(self, images: Sequence[np.ndarray], jobs: list[Job], channels: np.ndarray | None = None

@@ -215,3 +215,16 @@ def test_cached_crops_do_not_hold_the_full_mask():
     crop = _CroppedMask(encode_mask(_square(1000, 1000, 10, 10, 20, 20)), margin=3)
     assert crop.mask.shape == (16, 16)
     assert crop.mask.base is None  # owns its 256 bytes, not a view into a 1000 x 1000 decode
+
+
+def test_out_of_range_predictions_count_as_wrong():
+    from bprefine.metrics.semantic import SemanticAccumulator
+
+    gt = np.zeros((10, 10), np.int64)
+    gt[:, 5:] = 1
+    pred = gt.copy()
+    pred[:5, :5] = 20  # 25 pixels of class 0 predicted as a label that does not exist
+    acc = SemanticAccumulator(2)
+    acc.add(pred, gt)
+    iou = acc.result()["per_class"]
+    assert iou["0"]["IoU"] == pytest.approx(25 / 50) and iou["1"]["IoU"] == 1.0

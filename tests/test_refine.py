@@ -70,10 +70,53 @@ def test_empty_and_one_pixel_masks(rng):
     refiner = Refiner(model_with(ConstantNet(5.0)), patch_size=8)
     grown = refiner.refine_instances(image, masks)
     assert not grown[0].any()  # an empty mask passes through unchanged
+    assert np.array_equal(grown[1], masks[1])  # below min_area: too small to carry a boundary, unchanged
+    refiner = Refiner(model_with(ConstantNet(5.0)), patch_size=8, min_area=0)
+    grown = refiner.refine_instances(image, masks)
     expected = np.zeros((50, 60), bool)
     for x0, y0, x1, y1 in refiner.boxes_for(masks[1]):
         expected[y0:y1, x0:x1] = True
     assert np.array_equal(grown[1], expected) and expected[19:22, 29:32].all()
+
+
+@pytest.mark.parametrize("area, changed", [(15, False), (16, True)])
+def test_min_area_is_the_smallest_refined_mask(rng, area, changed):
+    mask = np.zeros((40, 40), bool)
+    mask.flat[np.arange(area) + 40 * 20 + 10] = True  # a short run of pixels
+    out = Refiner(model_with(ConstantNet(5.0)), patch_size=8).refine(_image(rng, 40, 40), mask)
+    assert (not np.array_equal(out, mask)) == changed
+
+
+def test_move_limit_bounds_how_far_the_boundary_moves(rng):
+    mask = np.zeros((80, 80), bool)
+    mask[30:50, 30:50] = True  # area 400: limit max(2, 0.1 * 20) = 2 px
+    image = _image(rng, 80, 80)
+    grown = Refiner(model_with(ConstantNet(5.0)), patch_size=16, move_limit=0.1).refine(image, mask)
+    ys, xs = np.nonzero(grown)
+    assert (ys.min(), ys.max(), xs.min(), xs.max()) == (28, 51, 28, 51)  # 2 px out on every side, no further
+    assert grown[28:52, 30:50].all() and grown[30:50, 28:52].all()
+    shrunk = Refiner(model_with(ConstantNet(-5.0)), patch_size=16, move_limit=0.1).refine(image, mask)
+    assert shrunk[32:48, 32:48].all() and not shrunk[30:32].any()
+
+
+def test_min_confidence_keeps_the_coarse_mask_where_the_network_is_unsure(rng):
+    masks = random_blobs(rng, 60, 60, 2)
+    image = _image(rng, 60, 60)
+    unsure = Refiner(model_with(ConstantNet(0.5)), patch_size=16, min_confidence=1.0)
+    assert np.array_equal(unsure.refine_instances(image, masks), masks)
+    sure = Refiner(model_with(ConstantNet(2.0)), patch_size=16, min_confidence=1.0)
+    assert not np.array_equal(sure.refine_instances(image, masks), masks)
+
+
+@pytest.mark.parametrize("patch, hw, expected", [(64, (40, 300), 40), (64, (10, 300), 16), (1000, (275, 418), 275),
+                                                 (64, (100, 100), 64)])
+def test_patches_larger_than_the_image_shrink(patch, hw, expected):
+    refiner = Refiner(model_with(IdentityNet()), patch_size=patch)
+    assert refiner.patch_for(hw) == expected
+    mask = np.zeros(hw, bool)
+    mask[hw[0] // 4 : 3 * hw[0] // 4, hw[1] // 4 : 3 * hw[1] // 4] = True
+    boxes = refiner.boxes_for(mask)
+    assert len(boxes) and (boxes[:, 2] - boxes[:, 0] == expected).all()
 
 
 def test_no_instances(rng):

@@ -74,8 +74,38 @@ def read_image(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(_to_uint8(arr[..., :3]))
 
 
+def binarize_mask(arr: np.ndarray) -> np.ndarray:
+    """The one rule for turning a mask array into H x W bool, shared by files and the Python API.
+
+    - bool: as it is.
+    - at most two distinct values (0/1, 0/255, 0/100, 1-bit, ...): the higher value is foreground
+      (a single value is foreground when it is nonzero).
+    - more values (a soft mask): at least half the range is foreground: 0.5 for floats in [0, 1],
+      128 for 8-bit and 32768 for 16-bit values. A soft mask with no value that high (e.g. labels
+      0/1/2) is ambiguous: ValueError.
+    """
+    arr = np.asarray(arr)
+    if arr.dtype == bool:
+        return arr
+    if arr.size == 0:
+        return arr.astype(bool)
+    lo, hi = arr.min(), arr.max()
+    if lo == hi:
+        return np.full(arr.shape, bool(hi > 0))
+    two_valued = not ((arr != lo) & (arr != hi)).any()
+    if two_valued:
+        return arr == hi
+    half = 0.5 if np.issubdtype(arr.dtype, np.floating) and hi <= 1 else 128 if hi <= 255 else 32768
+    if hi < half:
+        values = np.unique(arr)
+        raise ValueError(f"mask holds {len(values)} values ({', '.join(str(v) for v in values[:4])}"
+                         f"{', ...' if len(values) > 4 else ''}) but none reaches {half}: neither a binary "
+                         f"mask (two values) nor a soft mask (0-255 or 0-1); is it a label map?")
+    return arr >= half
+
+
 def read_mask(path: str | Path) -> np.ndarray:
-    """A binary mask PNG as H x W bool: 0/255, 0/1 and 1-bit masks are accepted (> half range is on)."""
+    """A mask image as H x W bool by ``binarize_mask``'s rule (binary PNGs of any two values, soft masks)."""
     path = Path(path)
     im = _open(path)
     if im.mode == "1":
@@ -85,8 +115,10 @@ def read_mask(path: str | Path) -> np.ndarray:
     arr = np.asarray(im)
     if arr.ndim != 2:
         raise ValueError(f"{path}: expected a single-channel mask, got shape {arr.shape}")
-    top = arr.max(initial=0)
-    return arr > 0 if top <= 1 else arr >= (128 if top <= 255 else 32768)
+    try:
+        return binarize_mask(arr)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
 
 
 def read_label_map(path: str | Path) -> np.ndarray:

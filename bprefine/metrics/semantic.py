@@ -16,14 +16,17 @@ SEMANTIC_METRICS = ("mIoU", "BF")
 
 
 def confusion(pred: np.ndarray, gt: np.ndarray, num_classes: int, ignore_index: int | None) -> np.ndarray:
-    """(num_classes, num_classes) counts, rows = ground truth, columns = prediction; ignore pixels skipped."""
+    """(num_classes, num_classes + 1) counts, rows = ground truth, columns = prediction; ignore pixels
+    skipped. The last column counts predictions outside ``0..num_classes-1`` (including the ignore
+    label): they match no class, so they count against the ground-truth class of their pixel."""
     valid = (gt >= 0) & (gt < num_classes)
     if ignore_index is not None:
         valid &= gt != ignore_index
-    p = np.clip(pred[valid], 0, num_classes)  # out-of-range predictions never match
+    p = pred[valid]
+    p = np.where((p >= 0) & (p < num_classes), p, num_classes)
     g = gt[valid]
     counts = np.bincount(g * (num_classes + 1) + p, minlength=num_classes * (num_classes + 1))
-    return counts.reshape(num_classes, num_classes + 1)[:, :num_classes]
+    return counts.reshape(num_classes, num_classes + 1)
 
 
 def class_boundary_f(pred: np.ndarray, gt: np.ndarray, cls: int, *, valid: np.ndarray, tolerance: float) -> float | None:
@@ -41,7 +44,7 @@ class SemanticAccumulator:
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.tolerance = tolerance
-        self.conf = np.zeros((num_classes, num_classes), np.int64)
+        self.conf = np.zeros((num_classes, num_classes + 1), np.int64)  # see ``confusion``
         self.bf: list[list[float]] = [[] for _ in range(num_classes)]
 
     def add(self, pred: np.ndarray, gt: np.ndarray) -> None:
@@ -57,7 +60,7 @@ class SemanticAccumulator:
 
     def result(self, names: list[str] | None = None) -> dict:
         inter = np.diag(self.conf).astype(np.float64)
-        union = self.conf.sum(0) + self.conf.sum(1) - inter
+        union = self.conf[:, : self.num_classes].sum(0) + self.conf.sum(1) - inter
         iou = np.where(union > 0, inter / np.maximum(union, 1), np.nan)
         bf = np.array([np.mean(v) if v else np.nan for v in self.bf])
         names = names or [str(c) for c in range(self.num_classes)]

@@ -35,6 +35,9 @@ def refine_exclusive(refiner: "Refiner", image: np.ndarray, masks: np.ndarray, *
         if acc is None:
             continue
         mean, covered = acc.mean_logits()
+        allowed = refiner.allowed(acc, masks[k])
+        if allowed is not None:
+            covered = covered & allowed
         region_best, region_owner = acc.region(best), acc.region(new_owner)
         wins = covered & (mean > 0) & (mean > region_best)
         region_best[wins] = mean[wins]
