@@ -43,9 +43,23 @@ def best_match(pred: np.ndarray, gts: np.ndarray) -> int | None:
     return k if iou[k] > 0 else None
 
 
+_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
+            ".tiff": "TIFF"}
+
+
+def image_format(path: str | Path) -> str:
+    """Pillow's format name for an output file's extension, or a ValueError naming the file."""
+    fmt = _FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{path}: unknown image extension; use one of {sorted(_FORMATS)}")
+    return fmt
+
+
 def scatter_plot(before: np.ndarray, after: np.ndarray, path: str | Path, *, size: int = 480,
                  title: str = "per-instance IoU") -> None:
-    """A PNG scatter of IoU before (x) against after (y) with the diagonal; points above it improved."""
+    """A scatter of IoU before (x) against after (y) with the diagonal; points above it improved. The
+    format follows the file's extension (.png, .jpg/.jpeg, .webp, .bmp, .tif/.tiff)."""
+    fmt = image_format(path)
     pad = 48
     canvas = np.full((size + 2 * pad, size + 2 * pad, 3), 255, np.uint8)
     x0, y0, x1, y1 = pad, pad, pad + size, pad + size
@@ -64,7 +78,7 @@ def scatter_plot(before: np.ndarray, after: np.ndarray, path: str | Path, *, siz
         colour = (0, 150, 60) if a > b else (220, 40, 40) if a < b else (90, 90, 90)
         cv2.circle(canvas, (x0 + int(b * size), y1 - int(a * size)), 2, colour, -1)
     with atomic_path(path) as tmp:
-        Image.fromarray(canvas).save(tmp, format="PNG")
+        Image.fromarray(canvas).save(tmp, format=fmt)
 
 
 def oracle_instances(gt, results: list[dict], distance: float) -> list[dict]:

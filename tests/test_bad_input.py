@@ -161,3 +161,160 @@ def test_panoptic_commands_share_one_rule(coco, segments, needle, command):
                    "--pred-json", root / "p.json", "--pred-dir", pan)
     _clean_error(res, needle)
     assert not (root / "o").exists() and not (root / "o.json").exists()
+
+
+def _mask_folder(root: Path, names: dict[str, str]) -> tuple[Path, Path]:
+    """images/ and masks/ with one file per (image name, mask name) pair."""
+    images, masks = root / "im", root / "mk"
+    images.mkdir(exist_ok=True), masks.mkdir(exist_ok=True)
+    m = np.zeros((H, W), np.uint8)
+    m[5:20, 8:30] = 255
+    for image_name, mask_name in names.items():
+        if image_name:
+            Image.fromarray(np.full((H, W, 3), 128, np.uint8)).save(images / image_name)
+        if mask_name:
+            Image.fromarray(m).save(masks / mask_name, format="PNG")
+    return images, masks
+
+
+def test_duplicate_image_stems_are_an_error(tmp_path):
+    images, masks = _mask_folder(tmp_path, {"a.png": "a.png", "a.jpg": ""})
+    _clean_error(_run("refine", "masks", "--images", images, "--masks", masks, "--out", tmp_path / "o"),
+                 "a.jpg", "a.png", "stem")
+    assert not (tmp_path / "o").exists()
+
+
+def test_mask_extensions_match_case_insensitively(tmp_path):
+    images, masks = _mask_folder(tmp_path, {"a.PNG": "a.PNG"})
+    res = _run("refine", "masks", "--images", images, "--masks", masks, "--out", tmp_path / "o")
+    assert res.exit_code == 0, res.output
+    assert [p.name for p in (tmp_path / "o").iterdir()] == ["a.PNG"]
+
+
+def test_a_mask_without_an_image_is_an_error(tmp_path):
+    images, masks = _mask_folder(tmp_path, {"a.png": "a.png", "": "b.png"})
+    _clean_error(_run("refine", "masks", "--images", images, "--masks", masks, "--out", tmp_path / "o"), "b.png")
+
+
+def test_out_equal_to_the_input_folder_is_refused(tmp_path):
+    images, masks = _mask_folder(tmp_path, {"a.png": "a.png"})
+    before = (masks / "a.png").read_bytes()
+    _clean_error(_run("refine", "masks", "--images", images, "--masks", masks, "--out", masks), "input folder")
+    assert (masks / "a.png").read_bytes() == before
+
+
+def test_an_unwritable_out_is_found_before_any_work(tmp_path):
+    images, masks = _mask_folder(tmp_path, {"a.png": "a.png"})
+    (tmp_path / "file").write_text("x")
+    _clean_error(_run("refine", "masks", "--images", images, "--masks", masks, "--out", tmp_path / "file" / "o"),
+                 "not a folder")
+
+
+def test_failed_runs_remove_the_parent_folders_they_created(tmp_path):
+    images, masks = _mask_folder(tmp_path, {"a.png": "a.png", "b.png": "b.png"})
+    Image.fromarray(np.zeros((H + 1, W), np.uint8)).save(masks / "b.png")  # wrong size: fails on the second
+    _clean_error(_run("refine", "masks", "--images", images, "--masks", masks, "--out", tmp_path / "x" / "y" / "o"),
+                 "b.png")
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("values, expected", [((0, 1), "ok"), ((0, 255), "ok"), ((0, 100), "ok"),
+                                              ((0, 1, 2), "error"), ((0, 100, 200), "ok")])
+def test_one_mask_rule_for_files_and_arrays(tmp_path, values, expected):
+    from bprefine.data.images import binarize_mask, read_mask
+
+    arr = np.zeros((4, 6), np.uint8)
+    for k, v in enumerate(values):
+        arr[:, k] = v
+    Image.fromarray(arr).save(tmp_path / "m.png")
+    if expected == "error":
+        with pytest.raises(ValueError, match="m.png.*label map"):
+            read_mask(tmp_path / "m.png")
+        with pytest.raises(ValueError, match="label map"):
+            binarize_mask(arr)
+        return
+    fg = arr >= 128 if len(values) > 2 else arr == max(values)
+    assert np.array_equal(read_mask(tmp_path / "m.png"), fg) and np.array_equal(binarize_mask(arr), fg)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    from bprefine.data.images import read_image
+
+    pixels = np.zeros((10, 20, 3), np.uint8)
+    pixels[:, :5] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to view
+    Image.fromarray(pixels).save(tmp_path / "p.jpg", exif=exif, quality=100)
+    shown = read_image(tmp_path / "p.jpg")
+    assert shown.shape == (20, 10, 3)
+    assert shown[:5].mean() > 200 and shown[-5:].mean() < 50  # the bright left strip is now on top
+
+
+def test_probability_errors_name_the_npy_file(tmp_path):
+    images, labels = _mask_folder(tmp_path, {"a.png": "a.png"})
+    Image.fromarray(np.zeros((H, W), np.uint8)).save(labels / "a.png")
+    probs = tmp_path / "probs"
+    probs.mkdir()
+    np.save(probs / "a.npy", np.zeros((3, H, W), np.float32))
+    res = _run("refine", "semantic", "--images", images, "--labels", labels, "--out", tmp_path / "o",
+               "--num-classes", 2, "--probs", probs)
+    _clean_error(res, "a.npy", "num_classes x H x W")
+
+
+def test_scatter_writes_the_format_its_name_says(tmp_path):
+    _, masks = _mask_folder(tmp_path, {"a.png": "a.png"})
+    res = _run("analyze", "scatter", "--gt", masks, "--before", masks, "--after", masks, "--out", tmp_path / "s.jpg")
+    assert res.exit_code == 0, res.output
+    assert Image.open(tmp_path / "s.jpg").format == "JPEG"
+    _clean_error(_run("analyze", "scatter", "--gt", masks, "--before", masks, "--after", masks,
+                      "--out", tmp_path / "s.xyz"), "s.xyz")
+
+
+def test_scatter_size_mismatch_names_the_file(tmp_path):
+    _, masks = _mask_folder(tmp_path, {"a.png": "a.png"})
+    other = tmp_path / "other"
+    other.mkdir()
+    Image.fromarray(np.zeros((H + 2, W), np.uint8)).save(other / "a.png")
+    _clean_error(_run("analyze", "scatter", "--gt", masks, "--before", other, "--after", masks,
+                      "--out", tmp_path / "s.png"), str(other / "a.png"))
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--resume"], "no checkpoint to resume"),
+    (["iterations=abc"], "iterations must be int"),
+    (["iterations=-5"], "iterations must be at least 1"),
+    (["sources=[{kind: bogus, images: a}]"], "source kind must be one of"),
+])
+def test_train_rejects_bad_settings_before_any_work(tmp_path, args, needle):
+    res = _run("train", "--out", tmp_path / "run", *args)
+    _clean_error(res, needle)
+    assert not (tmp_path / "run").exists()
+
+
+def test_simulate_instances_on_a_panoptic_json(tmp_path):
+    (tmp_path / "p.json").write_text(json.dumps({"annotations": [{"file_name": "a.png", "segments_info": []}],
+                                                 "images": [{"id": 1, "file_name": "a.png", "height": 4, "width": 4}],
+                                                 "categories": [{"id": 1}]}))
+    _clean_error(_run("simulate", "instances", "--gt", tmp_path / "p.json", "--out", tmp_path / "o.json"), "p.json")
+
+
+def test_sigterm_leaves_nothing_behind(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    images, masks = _mask_folder(tmp_path, {f"{k:03d}.png": f"{k:03d}.png" for k in range(400)})
+    out = tmp_path / "deep" / "o"
+    proc = subprocess.Popen([sys.executable, "-m", "bprefine.cli", "refine", "masks", "--images", str(images),
+                             "--masks", str(masks), "--out", str(out), "--engine", "torch"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.glob(".bprefine-staging-*/*.png")):
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert not (tmp_path / "deep").exists()

@@ -26,6 +26,21 @@ def main() -> None:
     # 20000). The library itself never changes Pillow's limit for the program that imports it.
     if Image.MAX_IMAGE_PIXELS is not None:
         Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS, CLI_MAX_PIXELS // 2)
+    _exit_cleanly_on_sigterm()
+
+
+def _exit_cleanly_on_sigterm() -> None:
+    """SIGTERM (``kill``, a batch scheduler's time limit) unwinds like Ctrl-C, so staging folders and
+    half-written outputs are removed on the way out (exit status 143)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 @main.command()

@@ -9,7 +9,7 @@ import click
 import numpy as np
 from PIL import Image
 
-from bprefine.cli.common import Group, check_same_size, json_flag, mask_pairs, progress
+from bprefine.cli.common import Group, check_out_dir, check_writable, check_same_size, json_flag, mask_pairs, progress
 from bprefine.data.coco import load_image_info, load_results
 from bprefine.data.images import read_image, read_mask, staged_dir
 
@@ -86,12 +86,20 @@ def analyze_scatter(gt_dir: Path, before_dir: Path, after_dir: Path, out: Path) 
     from bprefine.metrics import mask_iou
     from bprefine.metrics.evaluate import mask_dir_pairs
 
+    from bprefine.analysis import image_format
+
+    image_format(out)
+    check_writable(out)
     before, after = [], []
     pairs_b, pairs_a = mask_dir_pairs(gt_dir, before_dir), mask_dir_pairs(gt_dir, after_dir)
     for (b, g), (a, _) in zip(pairs_b, pairs_a):
         gt = read_mask(g)
-        before.append(mask_iou(read_mask(b), gt))
-        after.append(mask_iou(read_mask(a), gt))
+        for path, scores in ((b, before), (a, after)):
+            pred = read_mask(path)
+            if pred.shape != gt.shape:
+                raise ValueError(f"{path}: mask is {pred.shape[0]}x{pred.shape[1]} (HxW) but ground truth {g.name} "
+                                 f"is {gt.shape[0]}x{gt.shape[1]}")
+            scores.append(mask_iou(pred, gt))
     scatter_plot(np.asarray(before), np.asarray(after), out)
     click.echo(f"wrote {out}: {sum(a > b for a, b in zip(after, before))} of {len(before)} masks improved")
 
@@ -107,6 +115,7 @@ def analyze_panels(images_dir: Path, gt_dir: Path, before_dir: Path, after_dir: 
     from bprefine.demo import before_after_panel
 
     pairs = mask_pairs(images_dir, gt_dir)
+    check_out_dir(out, images_dir, gt_dir, before_dir, after_dir)
     with staged_dir(out) as stage:
         for image_path, gt_path in progress(pairs, "images"):
             image, gt = read_image(image_path), read_mask(gt_path)

@@ -10,6 +10,8 @@ import numpy as np
 
 from bprefine.cli.common import (
     Group,
+    check_out_dir,
+    check_out_file,
     check_same_size,
     make_refiner,
     mask_pairs,
@@ -42,6 +44,7 @@ def refine() -> None:
 @refiner_options
 def refine_instances_cmd(images_dir: Path, pred: Path, image_info: Path, out: Path, **opts) -> None:
     """Refine COCO instance results: same entries, same order, refined RLE, bbox and area recomputed."""
+    check_out_file(out, pred, image_info)
     infos = load_image_info(image_info)
     results = load_results(pred)
     by_image: dict[int, list[int]] = {}
@@ -86,6 +89,7 @@ def _decode_all(results: list[dict], idx: list[int], info: ImageInfo, pred: Path
 def refine_masks_cmd(images_dir: Path, masks_dir: Path, out: Path, **opts) -> None:
     """Refine one class-agnostic mask per image; outputs keep the mask file names."""
     pairs = mask_pairs(images_dir, masks_dir)
+    check_out_dir(out, masks_dir, images_dir)
     refiner = make_refiner(**opts)
     with staged_dir(out) as stage:
         for image_path, mask_path in progress(pairs, "masks"):
@@ -109,15 +113,24 @@ def refine_semantic_cmd(images_dir: Path, labels_dir: Path, out: Path, num_class
                         probs_dir: Path | None, **opts) -> None:
     """Refine semantic label maps: every class mask is refined, one label per pixel, ignore untouched."""
     from bprefine.data.images import read_label_map, write_label_map
+    from bprefine.tasks.semantic import check_probs
 
     pairs = mask_pairs(images_dir, labels_dir)
+    check_out_dir(out, labels_dir, images_dir)
     refiner = make_refiner(**opts)
     with staged_dir(out) as stage:
         for image_path, label_path in progress(pairs, "maps"):
             image, labels = read_image(image_path), read_label_map(label_path)
             check_same_size(image, labels, image_path, label_path)
+            probs = None
+            if probs_dir:
+                probs_path = probs_dir / f"{label_path.stem}.npy"
+                probs = _load_probs(probs_path)
+                try:
+                    probs = check_probs(probs, num_classes, image.shape[:2])
+                except ValueError as err:
+                    raise ValueError(f"{probs_path}: {err}") from None
             try:
-                probs = _load_probs(probs_dir / f"{label_path.stem}.npy") if probs_dir else None
                 refined = refiner.refine_semantic(image, labels, num_classes, ignore_index, probs=probs)
             except ValueError as err:
                 raise ValueError(f"{label_path}: {err}") from None
@@ -148,6 +161,8 @@ def refine_panoptic_cmd(images_dir: Path, pred_json: Path, pred_dir: Path, out_j
     from bprefine.data.panoptic import load_panoptic_json, read_panoptic_png, write_panoptic_png
 
     data, anns = load_panoptic_json(pred_json)
+    check_out_dir(out_dir, pred_dir, images_dir)
+    check_out_file(out_json, pred_json)
     names = _panoptic_image_names(data, pred_json)
     refiner = make_refiner(**opts)
     refined_anns = []

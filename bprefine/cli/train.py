@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from bprefine.cli.common import Group, progress
+from bprefine.cli.common import Group, check_out_dir, check_out_file, png_files, progress
 from bprefine.data.coco import (
     decode_segmentation,
     load_image_info,
@@ -33,6 +33,8 @@ def train(config_path: Path | None, out: Path, resume: bool, overrides: tuple[st
     config = load_train_config(config_path, list(overrides))
     if (out / "last_state.json").exists() and not resume:
         raise ValueError(f"{out}: holds a checkpoint already; pass --resume to continue it or choose another --out")
+    if resume and not (out / "last_state.json").exists():
+        raise ValueError(f"{out}: no checkpoint to resume (last_state.json is missing); drop --resume to start")
     model = run_training(config, out)
     click.echo(f"final model: {out / 'final.safetensors'} ({model.config.preset}, input {model.config.input_size})")
 
@@ -71,9 +73,10 @@ def simulate_masks(gt_dir: Path, out: Path, seed: int) -> None:
     """Class-agnostic masks through a random low-resolution predictor (stride 2-16)."""
     from bprefine.simulate import random_low_res, rng_for
 
-    paths = sorted(gt_dir.glob("*.png")) if gt_dir.is_dir() else []
+    paths = png_files(gt_dir)
     if not paths:
         raise FileNotFoundError(f"{gt_dir}: no PNG masks found")
+    check_out_dir(out, gt_dir)
     with staged_dir(out) as stage:
         for p in progress(paths, "masks"):
             write_mask(stage / p.name, random_low_res(read_mask(p), rng=rng_for(seed, p.name)))
@@ -89,6 +92,7 @@ def simulate_instances(gt_json: Path, out: Path, seed: int) -> None:
     from bprefine.data.coco import load_ground_truth
     from bprefine.simulate import mask_head, rng_for
 
+    check_out_file(out, gt_json)
     data = load_ground_truth(gt_json)  # checked: ids, categories, segmentations
     infos = load_image_info(gt_json)
     results = []
@@ -114,9 +118,10 @@ def simulate_semantic(labels_dir: Path, out: Path, num_classes: int, ignore_inde
     from bprefine.data.images import read_label_map, write_label_map
     from bprefine.simulate import rng_for, semantic_low_res
 
-    paths = sorted(labels_dir.glob("*.png")) if labels_dir.is_dir() else []
+    paths = png_files(labels_dir)
     if not paths:
         raise FileNotFoundError(f"{labels_dir}: no label PNGs found")
+    check_out_dir(out, labels_dir)
     with staged_dir(out) as stage:
         for p in progress(paths, "maps"):
             labels = read_label_map(p)

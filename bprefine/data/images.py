@@ -50,6 +50,16 @@ def _open(path: Path) -> Image.Image:
     return im
 
 
+def _exif_upright(im: Image.Image, path: Path) -> Image.Image:
+    """The image turned as its EXIF orientation tag says (phone photos), as viewers show it."""
+    from PIL import ImageOps
+
+    try:
+        return ImageOps.exif_transpose(im)
+    except (OSError, ValueError, SyntaxError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: cannot read image orientation ({err})") from None
+
+
 def _to_uint8(arr: np.ndarray) -> np.ndarray:
     if arr.dtype == np.uint8:
         return arr
@@ -65,7 +75,7 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
 def read_image(path: str | Path) -> np.ndarray:
     """An image file as H x W x 3 uint8 RGB; grayscale, RGBA, palette and 16-bit images are converted."""
     path = Path(path)
-    im = _open(path)
+    im = _exif_upright(_open(path), path)
     if im.mode in ("RGB", "L", "RGBA", "P", "LA", "CMYK", "YCbCr", "1"):
         return np.asarray(im.convert("RGB"))
     arr = np.asarray(im)  # 16/32-bit integer or float grey
@@ -154,17 +164,35 @@ def write_label_map(path: str | Path, labels: np.ndarray) -> None:
         Image.fromarray(labels.astype(dtype)).save(tmp, format="PNG")
 
 
+def make_dirs(folder: Path) -> Path | None:
+    """``mkdir -p folder``; returns the topmost folder this call created (None if it created none), so a
+    failed run can remove exactly what it made."""
+    missing = None
+    probe = folder
+    while not probe.exists():
+        missing = probe
+        probe = probe.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """A temporary file beside ``path`` that replaces ``path`` only if the block succeeds."""
+    """A temporary file beside ``path`` that replaces ``path`` only if the block succeeds; folders
+    created for it are removed again when the block fails."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    created = make_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
     finally:
         Path(tmp).unlink(missing_ok=True)
 
@@ -177,18 +205,23 @@ def _umask() -> int:
 
 @contextmanager
 def staged_dir(out_dir: str | Path) -> Iterator[Path]:
-    """A staging folder inside ``out_dir`` whose files move into ``out_dir`` only if the block succeeds."""
+    """A staging folder inside ``out_dir`` whose files move into ``out_dir`` only if the block succeeds.
+
+    When the block fails (an error, Ctrl-C, SIGTERM through the command line's handler) the staging
+    folder goes, and so do ``out_dir`` and any parent folders this call created.
+    """
     out = Path(out_dir)
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a folder")
+    created = make_dirs(out)
     stage = Path(tempfile.mkdtemp(prefix=".bprefine-staging-", dir=out))
     try:
         yield stage
         for f in sorted(stage.iterdir()):
             os.replace(f, out / f.name)
     except BaseException:
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
         raise
     finally:
         shutil.rmtree(stage, ignore_errors=True)

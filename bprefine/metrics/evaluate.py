@@ -34,16 +34,28 @@ def mask_dir_pairs(gt_dir: str | Path, pred_dir: str | Path) -> list[tuple[Path,
     for d in (gt_dir, pred_dir):
         if not d.is_dir():
             raise FileNotFoundError(f"{d}: directory not found")
-    gts = sorted(gt_dir.glob("*.png"))
+    gts = sorted(p for p in gt_dir.iterdir() if p.is_file() and p.suffix.lower() == ".png")
     if not gts:
         raise ValueError(f"{gt_dir}: no PNG masks found")
     pairs = []
     for gt in gts:
-        pred = pred_dir / gt.name
+        pred = _same_name(pred_dir, gt.name)
         if not pred.is_file():
             raise FileNotFoundError(f"{pred}: no prediction for ground truth {gt.name}")
         pairs.append((pred, gt))
     return pairs
+
+
+def _same_name(folder: Path, name: str) -> Path:
+    """``folder / name``, or the file whose name differs from it only in the extension's case."""
+    exact = folder / name
+    if exact.is_file():
+        return exact
+    stem, suffix = Path(name).stem, Path(name).suffix.lower()
+    for p in folder.glob(f"{stem}.*"):
+        if p.suffix.lower() == suffix:
+            return p
+    return exact
 
 
 def evaluate_mask_dirs(gt_dir: str | Path, pred_dir: str | Path) -> dict[str, float]:

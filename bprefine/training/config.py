@@ -158,6 +158,9 @@ def _sources(data: dict[str, Any], key: str, where: str) -> tuple[SourceConfig, 
     items = data.get(key, [])
     if not isinstance(items, list):
         raise ValueError(f"{where}: {key} must be a list of sources")
+    for i, s in enumerate(items):
+        if isinstance(s, dict) and s.get("kind") not in SOURCE_KINDS:
+            raise ValueError(f"{where}: {key}[{i}]: source kind must be one of {SOURCE_KINDS}, got {s.get('kind')!r}")
     return tuple(from_mapping(SourceConfig, s, where=f"{where}: {key}[{i}]") for i, s in enumerate(items))
 
 
