@@ -6,6 +6,7 @@ refinement live in ``bprefine.tasks`` and are reachable here as methods.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
@@ -15,7 +16,7 @@ import torch
 from bprefine.data.images import binarize_mask
 from bprefine.engine import make_engine, resolve_device
 from bprefine.model import ModelConfig, RefinementModel, load_model
-from bprefine.patches import SCHEMES, PatchAccumulator, extract_boxes
+from bprefine.patches import SCHEMES, PatchAccumulator, extract_boxes, mask_bbox
 from bprefine.pipeline import Job, make_plan, run_plan
 from bprefine.tasks import refine_exclusive, refine_panoptic, refine_semantic
 
@@ -147,6 +148,52 @@ class Refiner:
             out.append(refined)
         return out
 
+    def refine_crops(self, image: np.ndarray, crops: Sequence[tuple[np.ndarray, tuple[int, int]]]
+                     ) -> list[np.ndarray]:
+        """Refine instances given as crops, for images too large to hold N full-size masks.
+
+        ``crops`` are ``(mask, (x0, y0))``: an (h, w) bool mask whose top-left pixel lies at ``(x0, y0)``
+        in the H x W x 3 ``image``. Returns the refined (h, w) crops. Crops reaching at least
+        ``crop_margin()`` px beyond each mask's bounding box (or the image edge) give exactly what
+        ``refine_instances`` gives on the full-size masks; use ``crop_around`` to cut them.
+        """
+        patch = self.patch_for(image.shape[:2])
+        views, jobs = [], []
+        for k, (mask, (x0, y0)) in enumerate(crops):
+            mask = _as_bool_stack(np.asarray(mask)[None])[0]
+            h, w = mask.shape
+            if x0 < 0 or y0 < 0 or y0 + h > image.shape[0] or x0 + w > image.shape[1]:
+                raise ValueError(f"crop {k} at ({x0}, {y0}) of size {w}x{h} leaves the {image.shape[1]}x"
+                                 f"{image.shape[0]} image")
+            views.append(image[y0 : y0 + h, x0 : x0 + w])  # a view: no copy of the image
+            jobs.append(Job(k, mask))
+        boxes_for = partial(self._boxes, patch=patch)
+        plan = make_plan(views, jobs, boxes_for)
+        accs = run_plan(plan, self.engine, self.config, batch_size=self.batch_size, padding=self.padding,
+                        progress=self.progress)
+        out = []
+        for job, acc in zip(jobs, accs):
+            refined = job.mask.copy()
+            if acc is not None:
+                acc.write_into(refined, self.allowed(acc, refined))
+            out.append(refined)
+        return out
+
+    def crop_margin(self, image_hw: tuple[int, int]) -> int:
+        """How far beyond a mask's bounding box its crop must reach for ``refine_crops`` to be exact."""
+        return self.patch_for(image_hw) + self.padding + 2
+
+    def crop_around(self, mask: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+        """``(crop, (x0, y0))`` of a full-size H x W mask: its bounding box plus ``crop_margin``."""
+        h, w = mask.shape
+        box = mask_bbox(mask)
+        if box is None:
+            return np.zeros((0, 0), bool), (0, 0)
+        m = self.crop_margin((h, w))
+        x0, y0 = max(box[0] - m, 0), max(box[1] - m, 0)
+        x1, y1 = min(box[2] + m, w), min(box[3] + m, h)
+        return np.ascontiguousarray(mask[y0:y1, x0:x1]), (x0, y0)
+
     def refine_semantic(self, image: np.ndarray, labels: np.ndarray | None, num_classes: int,
                         ignore_index: int | None = None, *, probs: np.ndarray | None = None) -> np.ndarray:
         """Refine an H x W label map; see ``bprefine.tasks.semantic.refine_semantic``."""
@@ -195,10 +242,12 @@ class Refiner:
     def boxes_for(self, mask: np.ndarray) -> np.ndarray:
         """The boxes this refiner would refine for one mask (K x 4 ``boxes_xyxy``); none for masks
         smaller than ``min_area``."""
+        return self._boxes(mask, patch=self.patch_for(mask.shape))
+
+    def _boxes(self, mask: np.ndarray, *, patch: int) -> np.ndarray:
         if self.min_area and np.count_nonzero(mask) < self.min_area:
             return np.zeros((0, 4), np.int64)
-        return extract_boxes(mask, scheme=self.scheme, patch_size=self.patch_for(mask.shape),
-                             nms_threshold=self.nms_threshold)
+        return extract_boxes(mask, scheme=self.scheme, patch_size=patch, nms_threshold=self.nms_threshold)
 
     def _run(self, images: Sequence[np.ndarray], jobs: list[Job], channels: np.ndarray | None = None
              ) -> list[PatchAccumulator | None]:

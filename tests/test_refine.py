@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 import pytest
 
 from bprefine import Refiner
@@ -151,3 +152,24 @@ def test_bad_shapes_raise_value_error(rng):
         refiner.refine(np.zeros((10, 10), np.uint8), np.zeros((10, 10), bool))
     with pytest.raises(ValueError, match="scheme"):
         Refiner(model_with(IdentityNet()), scheme="sliding")
+
+
+@pytest.mark.parametrize("padding", [0, 4])
+def test_refine_crops_equals_refining_full_size_masks(rng, padding):
+    from bprefine.model import ModelConfig, RefinementModel
+
+    torch.manual_seed(0)
+    model = RefinementModel.untrained(ModelConfig(input_size=64, patch_size=24, padding=padding))
+    refiner = Refiner(model, engine="torch", nms_threshold=0.4)
+    image = _image(rng, 120, 150)
+    masks = random_blobs(rng, 120, 150, 5)
+    masks[0] = False  # an empty mask
+    full = refiner.refine_instances(image, masks)
+    crops = [refiner.crop_around(m) for m in masks]
+    refined = refiner.refine_crops(image, crops)
+    for m, r, (c, (x0, y0)) in zip(full, refined, crops):
+        placed = np.zeros_like(m)
+        placed[y0 : y0 + c.shape[0], x0 : x0 + c.shape[1]] = r
+        assert np.array_equal(placed, m)
+    with pytest.raises(ValueError, match="leaves"):
+        refiner.refine_crops(image, [(np.ones((10, 10), bool), (145, 0))])

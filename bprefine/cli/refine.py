@@ -55,9 +55,9 @@ def refine_instances_cmd(images_dir: Path, pred: Path, image_info: Path, out: Pa
     for image_id, idx in progress(by_image.items(), "images"):
         info = infos[image_id]
         image = _load_image(images_dir / info.file_name, info)
-        masks = _decode_all(results, idx, info, pred)
-        for k, mask in zip(idx, refiner.refine_instances(image, masks)):
-            refined[k] = refined_entry(results[k], mask)
+        crops = _decode_crops(results, idx, info, pred, refiner)  # memory: the crops, not N full masks
+        for k, crop, new in zip(idx, crops, refiner.refine_crops(image, crops)):
+            refined[k] = refined_entry(results[k], _paste(new, crop[1], (info.height, info.width)))
     write_json(out, refined)
     click.echo(f"wrote {len(refined)} refined results for {len(by_image)} images to {out}")
 
@@ -70,14 +70,24 @@ def _load_image(path: Path, info: ImageInfo) -> np.ndarray:
     return image
 
 
-def _decode_all(results: list[dict], idx: list[int], info: ImageInfo, pred: Path) -> np.ndarray:
-    masks = np.zeros((len(idx), info.height, info.width), bool)
-    for j, k in enumerate(idx):
+def _decode_crops(results: list[dict], idx: list[int], info: ImageInfo, pred: Path, refiner
+                  ) -> list[tuple[np.ndarray, tuple[int, int]]]:
+    crops = []
+    for k in idx:
         try:
-            masks[j] = decode_segmentation(results[k]["segmentation"], info.height, info.width)
+            mask = decode_segmentation(results[k]["segmentation"], info.height, info.width)
         except ValueError as err:
             raise ValueError(f"{pred}: entry {k} (image {info.id}): {err}") from None
-    return masks
+        crops.append(refiner.crop_around(mask))
+    return crops
+
+
+def _paste(crop: np.ndarray, origin: tuple[int, int], hw: tuple[int, int]) -> np.ndarray:
+    """A full-size H x W bool mask holding ``crop`` at ``origin`` (x0, y0)."""
+    full = np.zeros(hw, bool)
+    x0, y0 = origin
+    full[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
+    return full
 
 
 @refine.command("masks")
