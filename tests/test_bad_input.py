@@ -318,3 +318,9 @@ def test_sigterm_leaves_nothing_behind(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
     assert not (tmp_path / "deep").exists()
+
+
+def test_os_errors_name_the_file(tmp_path):
+    (tmp_path / "run").write_text("a file where the run folder should be")
+    res = _run("train", "--out", tmp_path / "run", "sources=[{kind: masks, images: a, gt: b, simulate: low_res}]")
+    _clean_error(res, str(tmp_path / "run"))

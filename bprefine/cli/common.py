@@ -20,7 +20,15 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except (ValueError, FileNotFoundError, OSError) as err:
-            raise click.ClickException(str(err).splitlines()[0] if str(err) else repr(err)) from None
+            raise click.ClickException(_one_line(err)) from None
+
+
+def _one_line(err: Exception) -> str:
+    """The first line of an error, led by the file it concerns when the OS names one."""
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        return f"{err.filename}: {err.strerror}"
+    text = str(err)
+    return text.splitlines()[0] if text else repr(err)
 
 
 def refiner_options(f):

@@ -95,21 +95,28 @@ def _panoptic_annotations(json_path: Path) -> dict[str, dict]:
 def evaluate_panoptic(gt_json: str | Path, gt_dir: str | Path, pred_json: str | Path, pred_dir: str | Path) -> dict:
     """PQ, SQ, RQ, PQ_th, PQ_st and boundary PQ for COCO panoptic PNG + JSON predictions."""
     from bprefine.data.coco import load_json
-    from bprefine.data.panoptic import read_panoptic_png
+    from bprefine.data.panoptic import check_ids_listed, read_panoptic_png
     from bprefine.metrics.panoptic import PanopticAccumulator
 
     gt_json, pred_json = Path(gt_json), Path(pred_json)
     gt_data = load_json(gt_json)
     cats = gt_data.get("categories") if isinstance(gt_data, dict) else None
-    if not cats:
-        raise ValueError(f"{gt_json}: expected a 'categories' list")
-    acc = PanopticAccumulator({int(c["id"]): c for c in cats})
+    if not isinstance(cats, list) or not cats:
+        raise ValueError(f"{gt_json}: expected a non-empty 'categories' list")
+    for k, c in enumerate(cats):
+        if not isinstance(c, dict) or not isinstance(c.get("id"), int) or isinstance(c.get("id"), bool):
+            raise ValueError(f"{gt_json}: categories[{k}] needs an integer 'id'")
+    acc = PanopticAccumulator({c["id"]: c for c in cats})
     gts, preds = _panoptic_annotations(gt_json), _panoptic_annotations(pred_json)
     for name, g in gts.items():
         if name not in preds:
             raise ValueError(f"{pred_json}: no prediction for {name}")
         p = preds[name]
         gt_ids, pred_ids = read_panoptic_png(Path(gt_dir) / name), read_panoptic_png(Path(pred_dir) / name)
+        try:
+            check_ids_listed(gt_ids, g["segments_info"])
+        except ValueError as err:
+            raise ValueError(f"{Path(gt_dir) / name}: {err}") from None
         try:
             acc.add(gt_ids, g["segments_info"], pred_ids, p["segments_info"])
         except ValueError as err:
