@@ -11,13 +11,13 @@ from __future__ import annotations
 import copy
 import io
 import warnings
-from typing import Protocol
+from typing import Callable, Protocol
 
 import torch
 
 from bprefine.nets import RefineNet
 
-ENGINES = ("auto", "torch", "onnx")
+ENGINES = ("auto", "torch", "onnx", "onnx-int8")
 
 
 class Engine(Protocol):
@@ -66,12 +66,29 @@ class TorchEngine:
 
 
 class OnnxEngine:
-    name = "onnx"
+    """The network exported to ONNX and run by ONNX Runtime on the CPU; ``int8`` quantizes it first
+    (``bprefine.quantize``: static, calibrated on real patches). ``threads`` defaults to torch's
+    thread count, so one setting (``torch.set_num_threads`` / OMP_NUM_THREADS) governs both engines."""
 
-    def __init__(self, net: torch.nn.Module, input_size: int) -> None:
+    def __init__(self, net: torch.nn.Module, input_size: int, *, int8: bool = False,
+                 calibration: "Callable[[], list[dict]] | None" = None, threads: int | None = None) -> None:
         import onnxruntime as ort  # a core dependency; the check in make_engine covers a broken install
 
-        self.session = ort.InferenceSession(_export(net, input_size), providers=["CPUExecutionProvider"])
+        model = _export(net, input_size)
+        if int8:
+            from bprefine.quantize import quantize_int8
+
+            if calibration is None:
+                raise ValueError("the onnx-int8 engine needs calibration patches")
+            model = quantize_int8(model, calibration())
+        self.name = "onnx-int8" if int8 else "onnx"
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # no warnings on stderr
+        self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
     def __call__(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         feeds = {"image": image.contiguous().numpy(), "mask": mask.contiguous().numpy()}
@@ -100,16 +117,20 @@ def onnx_available() -> bool:
     return True
 
 
-def make_engine(net: torch.nn.Module, *, kind: str, device: torch.device, input_size: int) -> Engine:
+def make_engine(net: torch.nn.Module, *, kind: str, device: torch.device, input_size: int,
+                calibration: "Callable[[], list[dict]] | None" = None) -> Engine:
+    """The engine ``kind`` (see ``ENGINES``) for ``net``; ``auto`` picks ONNX Runtime for a preset network
+    on the CPU and PyTorch otherwise. ``calibration`` feeds the int8 quantizer."""
     if kind not in ENGINES:
         raise ValueError(f"unknown engine {kind!r}; choose one of {ENGINES}")
     if kind == "auto":
         use_onnx = device.type == "cpu" and isinstance(net, RefineNet) and onnx_available()
         kind = "onnx" if use_onnx else "torch"
-    if kind == "onnx":
+    if kind in ("onnx", "onnx-int8"):
         if device.type != "cpu":
-            raise ValueError(f"the onnx engine runs on the CPU only, not on {device}")
+            raise ValueError(f"the {kind} engine runs on the CPU only, not on {device}")
         if not onnx_available():
-            raise ValueError("the onnx engine needs onnx and onnxruntime (core dependencies): pip install onnx onnxruntime")
-        return OnnxEngine(net, input_size)
+            raise ValueError(f"the {kind} engine needs onnx and onnxruntime (core dependencies): "
+                             "pip install onnx onnxruntime")
+        return OnnxEngine(net, input_size, int8=kind == "onnx-int8", calibration=calibration)
     return TorchEngine(net, device)

@@ -18,6 +18,7 @@ from bprefine.engine import make_engine, resolve_device
 from bprefine.model import ModelConfig, RefinementModel, load_model
 from bprefine.patches import SCHEMES, PatchAccumulator, extract_boxes, mask_bbox
 from bprefine.pipeline import Job, make_plan, run_plan
+from bprefine.quantize import calibration_batches
 from bprefine.tasks import refine_exclusive, refine_panoptic, refine_semantic
 
 DEFAULT_BATCH_SIZE = 32
@@ -59,7 +60,8 @@ class Refiner:
         scheme: how boxes are chosen, one of ``SCHEMES``: ``"dense"`` (boundary boxes + NMS, the paper's
             method), ``"grid"`` (fixed grid cells with boundary pixels), ``"instance"`` (whole instance box).
         engine: one of ``ENGINES``: ``"auto"`` (ONNX Runtime on the CPU for the preset networks, else
-            PyTorch), ``"torch"`` or ``"onnx"``. The engine works on its own copy when it must move or
+            PyTorch), ``"torch"``, ``"onnx"`` or ``"onnx-int8"`` (int8 static quantization, calibrated on
+            the bundled sample photos' patches; see docs/benchmarks.md for its speed and accuracy). The engine works on its own copy when it must move or
             switch the network; the caller's module is never changed.
         progress: show a progress bar over patch batches.
         min_area: masks with fewer foreground pixels carry no usable boundary and are returned unchanged.
@@ -104,7 +106,8 @@ class Refiner:
         self.device = resolve_device(device)
         self.model = model if isinstance(model, RefinementModel) else load_model(model, device=self.device)
         self.engine = make_engine(self.model.net, kind=engine, device=self.device,
-                                  input_size=self.model.config.input_size)
+                                  input_size=self.model.config.input_size,
+                                  calibration=partial(calibration_batches, self.model.config))
         self.batch_size = batch_size
         self.nms_threshold = nms_threshold
         self.patch_size = patch_size or self.model.config.patch_size

@@ -45,3 +45,16 @@ def test_refined_masks_agree_between_engines():
 def test_bad_engine():
     with pytest.raises(ValueError, match="unknown engine"):
         Refiner(model_with(IdentityNet()), engine="tensorrt")
+
+
+@needs_onnx
+def test_int8_engine_agrees_with_fp32_on_most_pixels(rng):
+    from bprefine import Refiner
+
+    fp32 = Refiner("default", engine="onnx")
+    int8 = Refiner("default", engine="onnx-int8")
+    assert int8.engine.name == "onnx-int8"
+    image = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    masks = random_blobs(rng, 96, 128, 3)
+    a, b = fp32.refine_instances(image, masks), int8.refine_instances(image, masks)
+    assert (a != b).mean() < 0.01
