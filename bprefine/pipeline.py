@@ -14,6 +14,7 @@ channel instead of the binary mask, which still decides the boxes.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Callable, Iterator, Sequence
@@ -98,17 +99,32 @@ def crop_batch(plan: RefinePlan, batch: list[Patch], padding: int) -> tuple[np.n
     return np.concatenate(imgs), np.concatenate(msks)
 
 
+def _inputs(plan: RefinePlan, batch: list[Patch], config: ModelConfig, padding: int):
+    imgs, msks = crop_batch(plan, batch, padding)
+    return patches_to_tensors(imgs, msks, config=config)
+
+
 def run_plan(plan: RefinePlan, engine: Engine, config: ModelConfig, *, batch_size: int, padding: int,
              progress: bool = False) -> list[PatchAccumulator | None]:
-    """Stage 2: run every patch through ``engine`` and accumulate its logits; returns the accumulators."""
+    """Stage 2: run every patch through ``engine`` and accumulate its logits; returns the accumulators.
+
+    The next batch is cropped and converted on a helper thread while the engine runs the current one
+    (ONNX Runtime, PyTorch and OpenCV release the GIL), so the CPU-side work overlaps the network.
+    """
     todo: Iterator[list[Patch]] = batches(plan.patches, batch_size)
     if progress:
         total = -(-len(plan.patches) // batch_size)
         todo = tqdm(todo, total=total, desc="patches", unit="batch", leave=False)
-    for batch in todo:
-        imgs, msks = crop_batch(plan, batch, padding)
-        x, m = patches_to_tensors(imgs, msks, config=config)
-        out = logits_to_patches(engine(x, m), box_hw=batch[0].hw, padding=padding)
-        for p, patch_logits in zip(batch, out):
-            plan.accumulators[p.job].add(p.box, patch_logits)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bprefine-crop") as pool:
+        batch = next(todo, None)
+        pending = pool.submit(_inputs, plan, batch, config, padding) if batch else None
+        while batch is not None:
+            x, m = pending.result()
+            following = next(todo, None)
+            if following is not None:
+                pending = pool.submit(_inputs, plan, following, config, padding)
+            out = logits_to_patches(engine(x, m), box_hw=batch[0].hw, padding=padding)
+            for p, patch_logits in zip(batch, out):
+                plan.accumulators[p.job].add(p.box, patch_logits)
+            batch = following
     return plan.accumulators

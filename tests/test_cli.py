@@ -274,7 +274,7 @@ def test_refine_semantic_with_probabilities(tmp_path, model_path):
     assert res.exit_code == 0, res.output
     assert set(np.unique(np.asarray(Image.open(tmp_path / "out" / "a.png")))) <= {0, 1}
     np.save(probs / "a.npy", np.stack([1 - p1, p1, p1]))
-    _assert_clean_error(_run(*args, "--out", tmp_path / "out2"), "a.png", "num_classes x H x W")
+    _assert_clean_error(_run(*args, "--out", tmp_path / "out2"), "a.npy", "num_classes x H x W")
     (probs / "a.npy").write_bytes(b"not numpy")
     _assert_clean_error(_run(*args, "--out", tmp_path / "out2"), "a.npy", "cannot read probabilities")
     assert not (tmp_path / "out2").exists()

@@ -65,6 +65,52 @@ def make_refiner(model: str, nms_threshold: float, patch_size: int | None, schem
                    patch_size=patch_size, scheme=scheme, engine=engine)
 
 
+def read_ahead(load, items: list, *, depth: int = 2):
+    """``load(item)`` for each item, in order, computed up to ``depth`` items ahead on a helper thread
+    (decoding releases the GIL), so reading the next image overlaps refining this one."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bprefine-read") as pool:
+        pending: deque = deque()
+        it = iter(items)
+        for item in it:
+            pending.append(pool.submit(load, item))
+            if len(pending) > depth:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+class BackgroundWriter:
+    """Runs ``write`` calls on a helper thread (PNG encoding overlaps the next refinement); ``close``
+    waits for all of them and re-raises the first error."""
+
+    def __init__(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bprefine-write")
+        self._futures: list = []
+
+    def submit(self, fn, *args) -> None:
+        self._futures.append(self._pool.submit(fn, *args))
+        done = [f for f in self._futures if f.done()]
+        for f in done:
+            f.result()
+            self._futures.remove(f)
+
+    def __enter__(self) -> "BackgroundWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if exc[0] is None:
+                for f in self._futures:
+                    f.result()
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 def progress(items, unit: str):
     """A progress bar on stderr, shown only on a terminal."""
     return tqdm(list(items), unit=f" {unit}", desc="refining", disable=None, file=sys.stderr)

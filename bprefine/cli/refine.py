@@ -9,6 +9,7 @@ import click
 import numpy as np
 
 from bprefine.cli.common import (
+    BackgroundWriter,
     Group,
     check_out_dir,
     check_out_file,
@@ -16,6 +17,7 @@ from bprefine.cli.common import (
     make_refiner,
     mask_pairs,
     progress,
+    read_ahead,
     refiner_options,
 )
 from bprefine.data.coco import (
@@ -101,12 +103,33 @@ def refine_masks_cmd(images_dir: Path, masks_dir: Path, out: Path, **opts) -> No
     pairs = mask_pairs(images_dir, masks_dir)
     check_out_dir(out, masks_dir, images_dir)
     refiner = make_refiner(**opts)
-    with staged_dir(out) as stage:
-        for image_path, mask_path in progress(pairs, "masks"):
-            image, mask = read_image(image_path), read_mask(mask_path)
-            check_same_size(image, mask, image_path, mask_path)
-            write_mask(stage / mask_path.name, refiner.refine(image, mask))
+    groups = _groups(pairs, IMAGES_PER_BATCH)
+    bar = progress(pairs, "masks")
+    with staged_dir(out) as stage, BackgroundWriter() as writer:
+        # Groups of images share network batches; reading and writing run beside the refinement.
+        for names, group in zip(groups, read_ahead(_read_pairs, groups)):
+            refined = refiner.refine_batch([image for image, _ in group], [mask[None] for _, mask in group])
+            for (_, mask_path), new in zip(names, refined):
+                writer.submit(write_mask, stage / mask_path.name, new[0])
+            bar.update(len(group))
+    bar.close()
     click.echo(f"wrote {len(pairs)} refined masks to {out}")
+
+
+IMAGES_PER_BATCH = 4  # images whose patches share network batches in the folder commands
+
+
+def _groups(items: list, size: int) -> list[list]:
+    return [items[k : k + size] for k in range(0, len(items), size)]
+
+
+def _read_pairs(group: list[tuple[Path, Path]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    out = []
+    for image_path, mask_path in group:
+        image, mask = read_image(image_path), read_mask(mask_path)
+        check_same_size(image, mask, image_path, mask_path)
+        out.append((image, mask))
+    return out
 
 
 @refine.command("semantic")
