@@ -1,10 +1,12 @@
 """``bprefine bench``: the numbers behind the speed claims in docs/benchmarks.md.
 
-1. The patch pipeline without the network (boundary detection, box proposal, NMS, cropping,
-   resizing to the input size, reassembly) on a synthetic 1024 x 2048 image with 20 instances,
-   timed through the real ``Refiner`` with a network that costs nothing.
-2. Each network preset's throughput in patches/s at input sizes 64/128/256.
-All times are medians over ``repeats`` runs on this machine's CPU threads.
+1. End to end with the bundled model and the engine ``auto`` picks (or ``--engine``): a 1024 x 2048
+   image with about 135 boundary patches (the paper's Cityscapes case), split into the paper's three
+   parts (extraction: boxes, crops, input tensors; network; reassembly: logits back, averaging,
+   writing), and the bundled sample photos (550 x ~830 person photos, real coarse masks).
+2. The patch pipeline without the network on a 1024 x 2048 image with 20 instances.
+3. Each network preset's throughput in patches/s at input sizes 64/128/256 (eager PyTorch).
+All times are medians over ``repeats`` runs on this machine's CPU threads; ``--json`` prints one object.
 """
 
 from __future__ import annotations
@@ -73,17 +75,101 @@ def preset_patches_per_s(preset: str, size: int, repeats: int, batch: int = 16) 
     return batch / (_median_ms(run, repeats) / 1000)
 
 
-def run_bench(*, presets: list[str] | None = None, repeats: int = 5, quick: bool = False) -> None:
-    click.echo(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    click.echo("patch pipeline without the network, 1024x2048 image, 20 instances (median ms):")
-    for thr in (0.25, 0.55):
-        ms, n = pipeline_ms(thr, repeats)
-        click.echo(f"  nms {thr:.2f}: {ms:7.1f} ms/image  ({n} patches)")
+def _median_s(fn: Callable[[], object], repeats: int) -> float:
+    return _median_ms(fn, repeats) / 1000.0
+
+
+def breakdown_ms(refiner: Refiner, image: np.ndarray, masks: np.ndarray, repeats: int) -> dict[str, float]:
+    """The paper's three parts, run one after another (no overlap), medians in ms."""
+    from bprefine.pipeline import Job, batches, crop_batch, make_plan
+    from bprefine.tensors import logits_to_patches, patches_to_tensors
+
+    jobs = [Job(0, m) for m in masks]
+    parts: dict[str, list[float]] = {"extraction": [], "network": [], "reassembly": []}
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        plan = make_plan([image], jobs, refiner.boxes_for)
+        inputs = []
+        for batch in batches(plan.patches, refiner.batch_size):
+            imgs, msks = crop_batch(plan, batch, refiner.padding)
+            inputs.append((batch, patches_to_tensors(imgs, msks, config=refiner.config)))
+        t1 = time.perf_counter()
+        logits = [(batch, refiner.engine(x, m)) for batch, (x, m) in inputs]
+        t2 = time.perf_counter()
+        for batch, out in logits:
+            for p, patch_logits in zip(batch, logits_to_patches(out, box_hw=batch[0].hw, padding=refiner.padding)):
+                plan.accumulators[p.job].add(p.box, patch_logits)
+        refined = masks.copy()
+        for mask, acc in zip(refined, plan.accumulators):
+            if acc is not None:
+                acc.write_into(mask, refiner.allowed(acc, mask))
+        t3 = time.perf_counter()
+        for key, dt in zip(parts, (t1 - t0, t2 - t1, t3 - t2)):
+            parts[key].append(dt)
+    return {k: round(1000 * statistics.median(v[1:]), 1) for k, v in parts.items()}
+
+
+def cityscapes_like(refiner: Refiner, repeats: int, target: int = 135) -> dict:
+    """End to end and breakdown on a 1024 x 2048 scene with about ``target`` patches."""
+    image, masks = synthetic_scene(hw=(1024, 2048), n=40)
+    counts = np.cumsum([len(refiner.boxes_for(m)) for m in masks])
+    n = int(np.searchsorted(counts, target)) + 1
+    masks = masks[:n]
+    total = _median_s(lambda: refiner.refine_instances(image, masks), repeats)
+    return {"patches": int(counts[n - 1]), "instances": n, "end_to_end_s": round(total, 3),
+            "breakdown_ms": breakdown_ms(refiner, image, masks, repeats)}
+
+
+def sample_photos(refiner: Refiner, repeats: int) -> dict:
+    """Median seconds per bundled sample photo (decode excluded) and its patch count."""
+    from bprefine.demo import SAMPLES
+
+    from bprefine.data.images import read_image, read_mask
+
+    times, patches = [], []
+    for path in sorted((SAMPLES / "images").glob("*.jpg")):
+        image, mask = read_image(path), read_mask(SAMPLES / "coarse" / f"{path.stem}.png")
+        times.append(_median_s(lambda: refiner.refine(image, mask), repeats))
+        patches.append(len(refiner.boxes_for(mask)))
+    return {"images": len(times), "median_s": round(statistics.median(times), 3),
+            "median_patches": int(statistics.median(patches))}
+
+
+def run_bench(*, presets: list[str] | None = None, repeats: int = 5, quick: bool = False, engine: str = "auto",
+              model: str = "default", nms_threshold: float | None = None, as_json: bool = False) -> dict:
+    from bprefine.refine import DEFAULT_NMS_THRESHOLD
+
+    thr = DEFAULT_NMS_THRESHOLD if nms_threshold is None else nms_threshold
+    refiner = Refiner(model, engine=engine, nms_threshold=thr)
+    report: dict = {"torch": torch.__version__, "threads": torch.get_num_threads(), "engine": refiner.engine.name,
+                    "model": model, "nms_threshold": thr, "repeats": repeats}
+    report["cityscapes_1024x2048"] = cityscapes_like(refiner, repeats)
+    report["sample_photos"] = sample_photos(refiner, repeats)
+    report["pipeline_without_network_ms"] = {f"nms_{t:.2f}": dict(zip(("ms", "patches"), pipeline_ms(t, repeats)))
+                                             for t in (0.25, 0.55)}
     sizes = (128,) if quick else (64, 128, 256)
-    click.echo(f"network throughput, batch 16 (patches/s, median of {repeats}):")
-    click.echo(f"  {'preset':<18}" + "".join(f"{s:>10}" for s in sizes))
+    rates = {}
     for preset in presets or sorted(PRESETS):
         if preset not in PRESETS:
             raise ValueError(f"unknown network preset {preset!r}; choose from {sorted(PRESETS)}")
-        rates = [preset_patches_per_s(preset, s, repeats) for s in sizes]
-        click.echo(f"  {preset:<18}" + "".join(f"{r:>10.1f}" for r in rates))
+        rates[preset] = {str(s): round(preset_patches_per_s(preset, s, repeats), 1) for s in sizes}
+    report["torch_patches_per_s_batch16"] = rates
+    if as_json:
+        import json
+
+        click.echo(json.dumps(report))
+        return report
+    c, p = report["cityscapes_1024x2048"], report["sample_photos"]
+    click.echo(f"torch {report['torch']}, {report['threads']} threads; engine {report['engine']}; model {model}; "
+               f"nms {thr}")
+    click.echo(f"1024x2048, {c['patches']} patches ({c['instances']} instances): {c['end_to_end_s']:.3f} s end to end; "
+               + ", ".join(f"{k} {v:.1f} ms" for k, v in c["breakdown_ms"].items()))
+    click.echo(f"sample photos ({p['images']}, median {p['median_patches']} patches): {p['median_s']:.3f} s per photo")
+    click.echo("patch pipeline without the network, 1024x2048, 20 instances (median ms):")
+    for k, v in report["pipeline_without_network_ms"].items():
+        click.echo(f"  {k}: {v['ms']:7.1f} ms  ({v['patches']} patches)")
+    click.echo(f"network throughput, eager PyTorch, batch 16 (patches/s, median of {repeats}):")
+    click.echo(f"  {'preset':<18}" + "".join(f"{s:>10}" for s in sizes))
+    for preset, r in rates.items():
+        click.echo(f"  {preset:<18}" + "".join(f"{v:>10.1f}" for v in r.values()))
+    return report

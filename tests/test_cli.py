@@ -319,3 +319,13 @@ def test_label_map_writer_picks_the_bit_depth(tmp_path):
         assert np.array_equal(read_label_map(tmp_path / "l.png"), labels)
     with pytest.raises(ValueError, match="l.png"):
         write_label_map(tmp_path / "l.png", np.array([[-1]]))
+
+
+def test_bench_json_reports_engine_and_breakdown():
+    res = _run("bench", "--quick", "--repeats", 1, "--presets", "mobilenet_v2", "--json")
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output)
+    assert report["engine"] in ("onnx", "torch")
+    city = report["cityscapes_1024x2048"]
+    assert city["patches"] >= 100 and set(city["breakdown_ms"]) == {"extraction", "network", "reassembly"}
+    assert report["sample_photos"]["images"] == 4 and report["torch_patches_per_s_batch16"]["mobilenet_v2"]["128"] > 0

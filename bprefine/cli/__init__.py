@@ -11,6 +11,7 @@ from bprefine.cli.common import Group
 from bprefine.cli.evaluate import eval_group
 from bprefine.cli.refine import refine
 from bprefine.cli.train import patches, simulate, train
+from bprefine.engine import ENGINES
 
 
 CLI_MAX_PIXELS = 400_000_000
@@ -57,13 +58,19 @@ def demo(out: Path, model: str) -> None:
 @main.command()
 @click.option("--presets", default=None, help="Comma-separated presets to time [all].")
 @click.option("--repeats", type=click.IntRange(1), default=5, show_default=True)
-@click.option("--quick", is_flag=True, help="Fewer repeats and sizes, for a smoke run.")
-def bench(presets: str | None, repeats: int, quick: bool) -> None:
-    """Time the patch pipeline (boxes, NMS, crop, reassembly) and each network preset's patches/s."""
+@click.option("--quick", is_flag=True, help="Fewer sizes, for a smoke run.")
+@click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True)
+@click.option("--model", default="default", show_default=True)
+@click.option("--nms-threshold", "--nms-thr", "nms_threshold", type=click.FloatRange(0, 1), default=None,
+              help="NMS threshold for the end-to-end figures [the Refiner's default].")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def bench(presets: str | None, repeats: int, quick: bool, engine: str, model: str, nms_threshold: float | None,
+          as_json: bool) -> None:
+    """Time refinement end to end (with the paper's breakdown), the pipeline alone, and each preset."""
     from bprefine.bench import run_bench
 
-    run_bench(presets=presets.split(",") if presets else None, repeats=repeats, quick=quick)
-
+    run_bench(presets=presets.split(",") if presets else None, repeats=repeats, quick=quick, engine=engine,
+              model=model, nms_threshold=nms_threshold, as_json=as_json)
 
 
 for command in (refine, eval_group, analyze, train, patches, simulate):
