@@ -88,7 +88,17 @@ def save_model(model: RefinementModel, path: str | Path) -> Path:
 
 
 def bundled_models() -> list[str]:
+    """Names of the models shipped with the package (``Refiner(name)``, ``--model name``)."""
     return sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors"))
+
+
+def model_card(name: str) -> dict[str, Any]:
+    """A bundled model's one-line card and headline facts, from its JSON config (nothing is loaded)."""
+    config = ModelConfig.from_json(json.loads((WEIGHTS_DIR / f"{name}.json").read_text()),
+                                   where=str(WEIGHTS_DIR / f"{name}.json"))
+    prov = config.provenance
+    return {"name": name, "card": prov.get("card", ""), "preset": config.preset, "input_size": config.input_size,
+            "patch_size": config.patch_size, "iterations": prov.get("iterations"), "recipe": prov.get("recipe", "")}
 
 
 def load_model(name_or_path: str | Path = "default", *, device: str | torch.device = "cpu") -> RefinementModel:

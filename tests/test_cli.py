@@ -329,3 +329,13 @@ def test_bench_json_reports_engine_and_breakdown():
     city = report["cityscapes_1024x2048"]
     assert city["patches"] >= 100 and set(city["breakdown_ms"]) == {"extraction", "network", "reassembly"}
     assert report["sample_photos"]["images"] == 4 and report["torch_patches_per_s_batch16"]["mobilenet_v2"]["128"] > 0
+
+
+def test_models_lists_every_bundled_model_with_its_card():
+    from bprefine.model import bundled_models
+
+    res = _run("models", "--json")
+    assert res.exit_code == 0, res.output
+    cards = json.loads(res.output)
+    assert [c["name"] for c in cards] == bundled_models() and "default" in bundled_models()
+    assert all(c["card"] for c in cards)

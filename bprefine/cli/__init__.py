@@ -56,6 +56,22 @@ def demo(out: Path, model: str) -> None:
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON list.")
+def models(as_json: bool) -> None:
+    """List the bundled models with their one-line cards (docs/model_card.md has the full matrix)."""
+    import json
+
+    from bprefine.model import bundled_models, model_card
+
+    cards = [model_card(name) for name in bundled_models()]
+    if as_json:
+        click.echo(json.dumps(cards))
+        return
+    for c in cards:
+        click.echo(f"{c['name']:<10} {c['preset']}, input {c['input_size']}, patch {c['patch_size']}: {c['card']}")
+
+
+@main.command()
 @click.option("--presets", default=None, help="Comma-separated presets to time [all].")
 @click.option("--repeats", type=click.IntRange(1), default=5, show_default=True)
 @click.option("--quick", is_flag=True, help="Fewer sizes, for a smoke run.")

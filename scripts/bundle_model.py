@@ -1,6 +1,7 @@
-"""Copy a finished training run's final model into the package as the bundled ``default`` model.
+"""Copy a finished training run's final model into the package as a bundled model of the zoo.
 
-    python scripts/bundle_default.py --run runs/default --config configs/default.yaml
+    python scripts/bundle_model.py --run runs/default --config configs/default.yaml --name default \
+        --card "the general model: people, nuclei and street scenes"
 
 The provenance written beside the weights comes from the run itself: its train_config.json (data
 sources, iterations, initialisation) and log.jsonl (wall time, last validation figures).
@@ -23,6 +24,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, required=True)
     ap.add_argument("--config", type=Path, required=True)
+    ap.add_argument("--name", default="default", help="Bundled name (Refiner(NAME), --model NAME).")
+    ap.add_argument("--card", required=True, help="One line for `bprefine models`: what the model is for.")
     args = ap.parse_args()
     model = load_model(args.run / "final.safetensors")
     meta = json.loads((args.run / "train_config.json").read_text())
@@ -32,9 +35,10 @@ def main() -> None:
         "recipe": f"bprefine train --config {args.config.as_posix()} --out {args.run.as_posix()}",
         "train_wall_s": max(r.get("elapsed_s", 0) for r in log),
         "last_validation": next((r for r in reversed(log) if "biou_after" in r), {}),
+        "card": args.card,
     }
     bundled = replace(model.config, provenance=prov)
-    path = save_model(type(model)(bundled, model.net), WEIGHTS_DIR / "default")
+    path = save_model(type(model)(bundled, model.net), WEIGHTS_DIR / args.name)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     print(json.dumps(prov, indent=2))
 
