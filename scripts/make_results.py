@@ -31,7 +31,7 @@ from pycocotools.coco import COCO
 from bprefine import Refiner
 from bprefine.data.coco import encode_mask
 from bprefine.data.images import read_image, read_label_map, read_mask
-from bprefine.metrics import boundary_iou
+from bprefine.metrics import boundary_iou, mask_iou
 from bprefine.metrics.evaluate import MASK_METRICS, mask_scores, mean_scores
 from bprefine.metrics.instances import INSTANCE_METRICS, evaluate_instances
 from bprefine.data.panoptic import rgb_to_id
@@ -47,11 +47,34 @@ def pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
 
+SETTINGS: dict = {}  # Refiner keyword arguments from the command line (engine, guard)
+WORSE = 0.02  # an instance / segment counts as made worse when its IoU falls by more than 2 points
+
+
+def make_refiner(model: str, **kw) -> Refiner:
+    return Refiner(model, **(SETTINGS | kw))
+
+
+def worse_fraction(before: list[float], after: list[float]) -> float:
+    """Share of items whose IoU fell by more than ``WORSE``."""
+    b, a = np.asarray(before), np.asarray(after)
+    return float(np.mean(a < b - WORSE)) if len(b) else 0.0
+
+
+def dsb_type(image: np.ndarray) -> str:
+    """DSB2018 image type: stained tissue (colourful), fluorescence (dark background) or brightfield."""
+    x = image.astype(np.float32)
+    if (x.max(axis=2) - x.min(axis=2)).mean() > 20:
+        return "stained tissue"
+    return "fluorescence" if x.mean() < 100 else "brightfield"
+
+
 # ------------------------------------------------------------------ CCP
 
 
 def ccp_eval(refiner: Refiner, data: Path, coarse_dir: str | None) -> tuple[dict, dict, float, float]:
-    """(before, after, mean patches per image, median seconds per image) on CCP 0701-0804."""
+    """(before, after, mean patches per image, median seconds per image) on CCP 0701-0804; ``after``
+    also holds ``worse``, the share of photos whose mask IoU fell by more than 2 points."""
     before, after, patches, seconds = [], [], [], []
     for i in range(701, 805):
         name = f"{i:04d}"
@@ -64,29 +87,33 @@ def ccp_eval(refiner: Refiner, data: Path, coarse_dir: str | None) -> tuple[dict
         patches.append(len(refiner.boxes_for(coarse)))
         before.append(mask_scores(coarse, gt))
         after.append(mask_scores(refined, gt))
-    return mean_scores(before), mean_scores(after), float(np.mean(patches)), statistics.median(seconds)
+    worse = worse_fraction([r["mIoU"] for r in before], [r["mIoU"] for r in after])
+    return mean_scores(before), mean_scores(after) | {"worse": worse}, float(np.mean(patches)), \
+        statistics.median(seconds)
 
 
 def section_ccp(model: str, data: Path) -> list[str]:
-    refiner = Refiner(model, nms_threshold=0.55)
-    head = "| coarse input | " + " | ".join(f"{k} before | {k} after" for k in MASK_METRICS) + " |"
+    refiner = make_refiner(model, nms_threshold=0.55)
+    head = "| coarse input | " + " | ".join(f"{k} before | {k} after" for k in MASK_METRICS) + " | worse |"
     lines = ["## CCP person masks: 104 held-out photos (0701-0804)", "",
              "Percent. mIoU: mean mask IoU; mBIoU: mean boundary IoU (band 2% of the image diagonal, about 20 px "
              "here); BF1 / BF3: mean boundary F-score at 1 / 3 px. Inference NMS 0.55.", "",
-             head, "|" + "---|" * (1 + 2 * len(MASK_METRICS))]
+             "worse: share of photos whose mask IoU fell by more than 2 points.", "",
+             head, "|" + "---|" * (2 + 2 * len(MASK_METRICS))]
     runs = {}
     for label, coarse in (("MediaPipe selfie (real)", "coarse_selfie"),
                           ("MediaPipe pose (real, never trained on)", "coarse_pose"),
                           ("ground truth (stability)", None)):
         runs[coarse] = b, a, n, sec = ccp_eval(refiner, data, coarse)
-        lines.append(f"| {label} | " + " | ".join(f"{pct(b[k])} | **{pct(a[k])}**" for k in MASK_METRICS) + " |")
+        lines.append(f"| {label} | " + " | ".join(f"{pct(b[k])} | **{pct(a[k])}**" for k in MASK_METRICS)
+                     + f" | {pct(a['worse'])} |")
         print(label, {k: round(100 * (a[k] - b[k]), 2) for k in MASK_METRICS}, flush=True)
     lines += ["", "Inference NMS threshold (paper Table 7), selfie masks:", "",
               "| NMS | patches / image | median s / image | " + " | ".join(MASK_METRICS) + " |",
               "|---|---|---|" + "---|" * len(MASK_METRICS)]
     for thr in (0.25, 0.55):
-        _, a, n, sec = runs["coarse_selfie"] if thr == 0.55 else ccp_eval(Refiner(model, nms_threshold=thr), data,
-                                                                          "coarse_selfie")
+        _, a, n, sec = runs["coarse_selfie"] if thr == 0.55 else ccp_eval(make_refiner(model, nms_threshold=thr),
+                                                                          data, "coarse_selfie")
         lines.append(f"| {thr} | {n:.0f} | {sec:.2f} | " + " | ".join(pct(a[k]) for k in MASK_METRICS) + " |")
     return lines + [""]
 
@@ -107,63 +134,117 @@ def dsb_instances(data: Path, entry: dict) -> tuple[np.ndarray, np.ndarray]:
     return image, ids[None] == labels[:, None, None]
 
 
-def section_dsb(model: str, data: Path) -> list[str]:
-    refiner = Refiner(model, nms_threshold=0.55)
-    images, anns, before, after = [], [], [], []
-    biou_b, biou_a = [], []
-    for k, entry in enumerate(dsb_items(data, 200, 300)):
-        image, gts = dsb_instances(data, entry)
-        coarse = np.stack([mask_head(g, rng=rng_for(0, f"{entry['id']}/{j}")) for j, g in enumerate(gts)])
-        refined = refiner.refine_instances(image, coarse)
-        images.append({"id": k, "file_name": entry["id"], "height": image.shape[0], "width": image.shape[1]})
-        for g, c, r in zip(gts, coarse, refined):
-            anns.append({"id": len(anns) + 1, "image_id": k, "category_id": 1, "segmentation": encode_mask(g),
-                         "area": float(g.sum()), "bbox": [0, 0, 1, 1], "iscrowd": 0})
-            before.append({"image_id": k, "category_id": 1, "score": 1.0, "segmentation": encode_mask(c)})
-            after.append({"image_id": k, "category_id": 1, "score": 1.0, "segmentation": encode_mask(r)})
-            biou_b.append(boundary_iou(c, g))
-            biou_a.append(boundary_iou(r, g))
+def _dsb_coco(images: list[dict], gts: list[dict]) -> COCO:
     gt = COCO()
-    gt.dataset = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "nucleus"}]}
+    gt.dataset = {"images": images, "annotations": gts, "categories": [{"id": 1, "name": "nucleus"}]}
     with contextlib.redirect_stdout(io.StringIO()):
         gt.createIndex()
-    b, a = evaluate_instances(gt, before), evaluate_instances(gt, after)
+    return gt
+
+
+def section_dsb(model: str, data: Path) -> list[str]:
+    refiner = make_refiner(model, nms_threshold=0.55)
+    images, anns, types = [], [], {}
+    preds: dict[str, list[dict]] = {"coarse": [], "refined": [], "gt refined": []}
+    ious: dict[str, list[float]] = {"coarse": [], "refined": [], "gt refined": []}
+    biou: dict[str, list[float]] = {"coarse": [], "refined": []}
+    kind_of: list[str] = []
+    for k, entry in enumerate(dsb_items(data, 200, 300)):
+        image, gts = dsb_instances(data, entry)
+        types[k] = dsb_type(image)
+        coarse = np.stack([mask_head(g, rng=rng_for(0, f"{entry['id']}/{j}")) for j, g in enumerate(gts)])
+        outs = {"coarse": coarse, "refined": refiner.refine_instances(image, coarse),
+                "gt refined": refiner.refine_instances(image, gts)}
+        images.append({"id": k, "file_name": entry["id"], "height": image.shape[0], "width": image.shape[1]})
+        for j, g in enumerate(gts):
+            anns.append({"id": len(anns) + 1, "image_id": k, "category_id": 1, "segmentation": encode_mask(g),
+                         "area": float(g.sum()), "bbox": [0, 0, 1, 1], "iscrowd": 0})
+            kind_of.append(types[k])
+            for name, stack in outs.items():
+                preds[name].append({"image_id": k, "category_id": 1, "score": 1.0,
+                                    "segmentation": encode_mask(stack[j])})
+                ious[name].append(mask_iou(stack[j], g))
+            biou["coarse"].append(boundary_iou(coarse[j], g))
+            biou["refined"].append(boundary_iou(outs["refined"][j], g))
     keys = INSTANCE_METRICS
-    return ["## DSB2018 nuclei: 100 held-out images (201-300), simulated Mask R-CNN-like coarse masks", "",
-            f"{len(anns)} nuclei. COCO-style figures in percent (every instance scored 1.0, so AP measures mask "
-            "quality only); mBIoU: mean boundary IoU per instance.", "",
-            "| | " + " | ".join(keys) + " | mBIoU |", "|---|" + "---|" * (len(keys) + 1),
-            "| coarse | " + " | ".join(pct(b[k]) for k in keys) + f" | {pct(float(np.mean(biou_b)))} |",
-            "| refined | " + " | ".join(f"**{pct(a[k])}**" for k in keys) + f" | **{pct(float(np.mean(biou_a)))}** |", ""]
+    gt = _dsb_coco(images, anns)
+    b, a = evaluate_instances(gt, preds["coarse"]), evaluate_instances(gt, preds["refined"])
+    lines = ["## DSB2018 nuclei: 100 held-out images (positions 200-299), simulated Mask R-CNN-like coarse masks", "",
+             f"{len(anns)} nuclei. COCO-style figures in percent (every instance scored 1.0, so AP measures mask "
+             "quality only); mBIoU: mean boundary IoU per instance.", "",
+             "| | " + " | ".join(keys) + " | mBIoU |", "|---|" + "---|" * (len(keys) + 1),
+             "| coarse | " + " | ".join(pct(b[k]) for k in keys) + f" | {pct(float(np.mean(biou['coarse'])))} |",
+             "| refined | " + " | ".join(f"**{pct(a[k])}**" for k in keys)
+             + f" | **{pct(float(np.mean(biou['refined'])))}** |", "",
+             "Per image type (held out by index; the type is read off the image: colourful = stained tissue, dark = "
+             "fluorescence, else brightfield). worse: share of nuclei whose IoU fell by more than 2 points; "
+             "stability: mean IoU of refined ground-truth masks.", "",
+             "| type | images | nuclei | AP before | AP after | mean IoU before | mean IoU after | worse | stability |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    kinds = np.asarray(kind_of)
+    for t in ("fluorescence", "stained tissue", "brightfield", "all"):
+        sel = np.ones(len(kinds), bool) if t == "all" else kinds == t
+        img_ids = {k for k, v in types.items() if t == "all" or v == t}
+        if not sel.any():
+            continue
+        sub = _dsb_coco([im for im in images if im["id"] in img_ids], [a_ for a_ in anns if a_["image_id"] in img_ids])
+        ap = {n: evaluate_instances(sub, [p for p in preds[n] if p["image_id"] in img_ids])["AP"]
+              for n in ("coarse", "refined")}
+        iou = {n: np.asarray(v)[sel] for n, v in ious.items()}
+        lines.append(f"| {t} | {len(img_ids)} | {int(sel.sum())} | {pct(ap['coarse'])} | **{pct(ap['refined'])}** | "
+                     f"{pct(iou['coarse'].mean())} | **{pct(iou['refined'].mean())}** | "
+                     f"{pct(worse_fraction(iou['coarse'], iou['refined']))} | {pct(iou['gt refined'].mean())} |")
+    return lines + [""]
 
 
 # ------------------------------------------------------------------ CamVid
 
 
+def _segment_ious(pred: np.ndarray, gt: np.ndarray, n: int, ignore: int) -> dict[int, float]:
+    """IoU of each class present in the ground truth of one frame (ignore pixels left out)."""
+    valid = gt != ignore
+    out = {}
+    for c in np.unique(gt[valid]):
+        p, g = (pred == c) & valid, gt == c
+        out[int(c)] = float((p & g).sum() / max((p | g).sum(), 1))
+    return out
+
+
 def section_camvid(model: str, data: Path) -> list[str]:
-    refiner = Refiner(model, nms_threshold=0.55)
+    refiner = make_refiner(model, nms_threshold=0.55)
     root = data / "camvid" / "val"
-    acc_b, acc_a = SemanticAccumulator(11, ignore_index=11), SemanticAccumulator(11, ignore_index=11)
-    seconds = []
+    accs = {k: SemanticAccumulator(11, ignore_index=11) for k in ("coarse", "refined", "gt refined")}
+    seconds, seg_b, seg_a = [], [], []
     for path in sorted((root / "images").glob("*.jpg")):
         image, labels = read_image(path), read_label_map(root / "labels" / f"{path.stem}.png")
         coarse = semantic_low_res(labels, num_classes=11, rng=rng_for(0, path.name), ignore_index=11)
         t = time.perf_counter()
         refined = refiner.refine_semantic(image, coarse, 11, ignore_index=11)
         seconds.append(time.perf_counter() - t)
-        acc_b.add(coarse, labels)
-        acc_a.add(refined, labels)
-    b, a = acc_b.result(list(CAMVID_CLASSES)), acc_a.result(list(CAMVID_CLASSES))
+        for name, pred in (("coarse", coarse), ("refined", refined),
+                           ("gt refined", refiner.refine_semantic(image, labels, 11, ignore_index=11))):
+            accs[name].add(pred, labels)
+        ib, ia = _segment_ious(coarse, labels, 11, 11), _segment_ious(refined, labels, 11, 11)
+        seg_b += [ib[c] for c in ib]
+        seg_a += [ia[c] for c in ib]
+    b, a = accs["coarse"].result(list(CAMVID_CLASSES)), accs["refined"].result(list(CAMVID_CLASSES))
+    stab = accs["gt refined"].result(list(CAMVID_CLASSES))
     lines = ["## CamVid val: 101 frames, simulated stride-8/16 semantic predictions", "",
              f"Percent. BF: boundary F-score at 1 px, averaged over classes. Median refinement time per 480x360 "
-             f"frame: {statistics.median(seconds):.2f} s ({torch.get_num_threads()} threads).", "",
-             "| | mIoU | BF |", "|---|---|---|",
-             f"| coarse | {pct(b['mIoU'])} | {pct(b['BF'])} |", f"| refined | **{pct(a['mIoU'])}** | **{pct(a['BF'])}** |",
+             f"frame: {statistics.median(seconds):.2f} s ({torch.get_num_threads()} threads, engine "
+             f"`{refiner.engine.name}`). worse: share of (frame, class) segments whose IoU fell by more than "
+             "2 points; stability: mIoU of the refined ground-truth label maps.", "",
+             "| | mIoU | BF | worse | stability |", "|---|---|---|---|---|",
+             f"| coarse | {pct(b['mIoU'])} | {pct(b['BF'])} | | |",
+             f"| refined | **{pct(a['mIoU'])}** | **{pct(a['BF'])}** | {pct(worse_fraction(seg_b, seg_a))} | "
+             f"{pct(stab['mIoU'])} |",
              "", "Per class (paper Table 15):", "",
-             "| class | IoU before | IoU after | BF before | BF after |", "|---|---|---|---|---|"]
+             "| class | IoU before | IoU after | BF before | BF after | IoU of refined ground truth |",
+             "|---|---|---|---|---|---|"]
     for name in CAMVID_CLASSES:
-        pb, pa = b["per_class"][name], a["per_class"][name]
-        lines.append(f"| {name} | {pct(pb['IoU'])} | {pct(pa['IoU'])} | {pct(pb['BF'])} | {pct(pa['BF'])} |")
+        pb, pa, ps = b["per_class"][name], a["per_class"][name], stab["per_class"][name]
+        lines.append(f"| {name} | {pct(pb['IoU'])} | {pct(pa['IoU'])} | {pct(pb['BF'])} | {pct(pa['BF'])} | "
+                     f"{pct(ps['IoU'])} |")
     return lines + [""]
 
 
@@ -184,7 +265,7 @@ def coarse_panoptic(ids: np.ndarray, segments: list[dict], key: str) -> np.ndarr
 
 
 def section_panoptic(model: str, data: Path) -> list[str]:
-    refiner = Refiner(model, nms_threshold=0.55)
+    refiner = make_refiner(model, nms_threshold=0.55)
     lines = ["## Panoptic: simulated coarse segments", "",
              "PQ and boundary PQ in percent before / after refinement.", "",
              "| data | PQ | PQ_th | PQ_st | PQb |", "|---|---|---|---|---|"]
@@ -238,11 +319,18 @@ def main() -> None:
     ap.add_argument("--model", default="default")
     ap.add_argument("--out", type=Path, default=Path("docs/results.md"))
     ap.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset of " + ",".join(SECTIONS))
+    ap.add_argument("--engine", default="auto")
+    ap.add_argument("--move-limit", type=float, default=None, help="the do-no-harm guard (Refiner move_limit)")
+    ap.add_argument("--min-confidence", type=float, default=0.0, help="the guard's logit margin")
     args = ap.parse_args()
-    refiner = Refiner(args.model)
+    SETTINGS.update(engine=args.engine, move_limit=args.move_limit, min_confidence=args.min_confidence)
+    refiner = make_refiner(args.model)
     cfg = refiner.config
     lines = ["# Results", "",
-             f"Produced by `python scripts/make_results.py --data ../shared/data --model {args.model}` "
+             f"Produced by `python scripts/make_results.py --data ../shared/data --model {args.model}"
+             + (f" --engine {args.engine}" if args.engine != "auto" else "")
+             + (f" --move-limit {args.move_limit}" if args.move_limit is not None else "")
+             + (f" --min-confidence {args.min_confidence}" if args.min_confidence else "") + "` "
              f"(deterministic: simulated inputs use seed 0; torch {torch.__version__}, {torch.get_num_threads()} "
              f"CPU threads, engine `{refiner.engine.name}`).",
              f"Model: `{args.model}` ({cfg.preset}, input {cfg.input_size}, patch {cfg.patch_size}); see "
@@ -253,6 +341,7 @@ def main() -> None:
         print(f"{name}: {time.time() - t:.0f} s", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))
+    print("\n".join(lines))
     print(f"wrote {args.out}")
 
 
