@@ -48,6 +48,7 @@ def pct(x: float) -> str:
 
 
 SETTINGS: dict = {}  # Refiner keyword arguments from the command line (engine, guard)
+HEADLINES: dict = {}  # headline figures of the last run, by domain (read by scripts/model_matrix.py)
 WORSE = 0.02  # an instance / segment counts as made worse when its IoU falls by more than 2 points
 
 
@@ -105,6 +106,7 @@ def section_ccp(model: str, data: Path) -> list[str]:
                           ("MediaPipe pose (real, never trained on)", "coarse_pose"),
                           ("ground truth (stability)", None)):
         runs[coarse] = b, a, n, sec = ccp_eval(refiner, data, coarse)
+        HEADLINES[f"ccp {coarse or 'gt'}"] = {"before": b, "after": a}
         lines.append(f"| {label} | " + " | ".join(f"{pct(b[k])} | **{pct(a[k])}**" for k in MASK_METRICS)
                      + f" | {pct(a['worse'])} |")
         print(label, {k: round(100 * (a[k] - b[k]), 2) for k in MASK_METRICS}, flush=True)
@@ -191,6 +193,8 @@ def section_dsb(model: str, data: Path) -> list[str]:
         ap = {n: evaluate_instances(sub, [p for p in preds[n] if p["image_id"] in img_ids])["AP"]
               for n in ("coarse", "refined")}
         iou = {n: np.asarray(v)[sel] for n, v in ious.items()}
+        HEADLINES[f"dsb {t}"] = {"AP": (ap["coarse"], ap["refined"]), "worse": worse_fraction(iou["coarse"], iou["refined"]),
+                                 "stability": float(iou["gt refined"].mean())}
         lines.append(f"| {t} | {len(img_ids)} | {int(sel.sum())} | {pct(ap['coarse'])} | **{pct(ap['refined'])}** | "
                      f"{pct(iou['coarse'].mean())} | **{pct(iou['refined'].mean())}** | "
                      f"{pct(worse_fraction(iou['coarse'], iou['refined']))} | {pct(iou['gt refined'].mean())} |")
@@ -229,6 +233,8 @@ def section_camvid(model: str, data: Path) -> list[str]:
         seg_a += [ia[c] for c in ib]
     b, a = accs["coarse"].result(list(CAMVID_CLASSES)), accs["refined"].result(list(CAMVID_CLASSES))
     stab = accs["gt refined"].result(list(CAMVID_CLASSES))
+    HEADLINES["camvid"] = {"mIoU": (b["mIoU"], a["mIoU"]), "BF": (b["BF"], a["BF"]), "worse": worse_fraction(seg_b, seg_a),
+                           "stability": stab["mIoU"], "seconds": statistics.median(seconds)}
     lines = ["## CamVid val: 101 frames, simulated stride-8/16 semantic predictions", "",
              f"Percent. BF: boundary F-score at 1 px, averaged over classes. Median refinement time per 480x360 "
              f"frame: {statistics.median(seconds):.2f} s ({torch.get_num_threads()} threads, engine "
@@ -274,6 +280,7 @@ def section_panoptic(model: str, data: Path) -> list[str]:
     coco_rows = _panoptic_rows(refiner, cats, _coco_panoptic_items(root, cats))
     dsb_rows = _panoptic_rows(refiner, {1: {"id": 1, "isthing": 1}, 2: {"id": 2, "isthing": 0}},
                               _dsb_panoptic_items(data))
+    HEADLINES["panoptic dsb"] = {"PQ": (dsb_rows[0]["PQ"], dsb_rows[1]["PQ"]), "PQb": (dsb_rows[0]["PQb"], dsb_rows[1]["PQb"])}
     for label, (b, a) in (("COCO panoptic samples (2 images)", coco_rows), ("DSB2018 201-220 (nuclei + background)", dsb_rows)):
         lines.append(f"| {label} | " + " | ".join(f"{pct(b[k])} / **{pct(a[k])}**" for k in ("PQ", "PQ_th", "PQ_st", "PQb")) + " |")
     return lines + [""]
