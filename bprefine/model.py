@@ -71,6 +71,8 @@ class RefinementModel:
 
 def _paths(path: str | Path) -> tuple[Path, Path]:
     p = Path(path)
+    if p.is_dir():  # the Hugging Face layout written by ``bprefine export``
+        return p / "model.safetensors", p / "config.json"
     stem = p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
     return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
 
@@ -102,7 +104,8 @@ def model_card(name: str) -> dict[str, Any]:
 
 
 def load_model(name_or_path: str | Path = "default", *, device: str | torch.device = "cpu") -> RefinementModel:
-    """Load a bundled model by name (``"default"``) or a model file (``.safetensors`` beside ``.json``)."""
+    """Load a bundled model by name (``"default"``), a model file (``.safetensors`` beside ``.json``), or a
+    folder in the Hugging Face layout (``model.safetensors`` + ``config.json``, see ``bprefine export``)."""
     if isinstance(name_or_path, str) and name_or_path in bundled_models():
         weights, config_path = _paths(WEIGHTS_DIR / name_or_path)
     elif isinstance(name_or_path, str) and name_or_path == "default":

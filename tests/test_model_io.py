@@ -55,3 +55,34 @@ def test_written_files_get_normal_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
+def test_export_hugging_face_layout_loads_back(tmp_path):
+    import json
+
+    import numpy as np
+    from click.testing import CliRunner
+
+    from bprefine import Refiner
+    from bprefine.cli import main
+
+    res = CliRunner().invoke(main, ["export", "--model", "default", "--out", str(tmp_path / "hf"), "--int8"])
+    assert res.exit_code == 0, res.output
+    names = sorted(p.name for p in (tmp_path / "hf").iterdir())
+    assert names == ["README.md", "config.json", "model.int8.onnx", "model.onnx", "model.safetensors",
+                     "preprocessing.json"]
+    card = (tmp_path / "hf" / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: bprefine\n") and "\n---\n" in card
+    assert json.loads((tmp_path / "hf" / "preprocessing.json").read_text())["image"]["mean"][0] == 0.485
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    mask = np.zeros((60, 80), bool)
+    mask[10:50, 20:60] = True
+    a = Refiner("default", engine="torch").refine(image, mask)
+    b = Refiner(tmp_path / "hf", engine="torch").refine(image, mask)
+    assert np.array_equal(a, b)
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(tmp_path / "hf" / "model.onnx"), providers=["CPUExecutionProvider"])
+    out = session.run(None, {"image": np.zeros((2, 3, 128, 128), np.float32), "mask": np.zeros((2, 1, 128, 128), np.float32)})
+    assert out[0].shape == (2, 1, 128, 128)

@@ -56,6 +56,24 @@ def demo(out: Path, model: str) -> None:
 
 
 @main.command()
+@click.option("--model", default="default", show_default=True, help="A bundled model's name or a model file.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write.")
+@click.option("--onnx", is_flag=True, help="Also write model.onnx and preprocessing.json.")
+@click.option("--int8", is_flag=True, help="Also write model.int8.onnx (implies --onnx).")
+def export(model: str, out: Path, onnx: bool, int8: bool) -> None:
+    """Write a model in the Hugging Face layout (config.json, model.safetensors, README.md card)."""
+    from bprefine.cli.common import check_writable
+    from bprefine.export import export_model
+    from bprefine.model import load_model
+
+    check_writable(out)
+    loaded = load_model(model)
+    name = Path(model).stem if Path(model).suffix else model
+    files = export_model(loaded, out, name=name, onnx=onnx, int8=int8)
+    click.echo(f"wrote {', '.join(f.name for f in files)} to {out}")
+
+
+@main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON list.")
 def models(as_json: bool) -> None:
     """List the bundled models with their one-line cards (docs/model_card.md has the full matrix)."""
