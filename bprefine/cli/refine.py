@@ -97,9 +97,16 @@ def _paste(crop: np.ndarray, origin: tuple[int, int], hw: tuple[int, int]) -> np
 @click.option("--masks", "masks_dir", type=click.Path(path_type=Path), required=True,
               help="Folder of binary mask PNGs named like the images (0/255, 0/1 or 1-bit).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for refined 0/255 PNGs.")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None,
+              help="Run on Ray: --ray alone starts a local Ray; --ray ADDRESS joins a cluster (needs bprefine[ray]).")
+@click.option("--workers", type=click.IntRange(1), default=None, help="Ray actors, one CPU each [all CPUs].")
 @refiner_options
-def refine_masks_cmd(images_dir: Path, masks_dir: Path, out: Path, **opts) -> None:
+def refine_masks_cmd(images_dir: Path, masks_dir: Path, out: Path, ray_address: str | None, workers: int | None,
+                     **opts) -> None:
     """Refine one class-agnostic mask per image; outputs keep the mask file names."""
+    if ray_address is not None:
+        _refine_masks_on_ray(images_dir, masks_dir, out, ray_address, workers, opts)
+        return
     pairs = mask_pairs(images_dir, masks_dir)
     check_out_dir(out, masks_dir, images_dir)
     refiner = make_refiner(**opts)
@@ -114,6 +121,22 @@ def refine_masks_cmd(images_dir: Path, masks_dir: Path, out: Path, **opts) -> No
             bar.update(len(group))
     bar.close()
     click.echo(f"wrote {len(pairs)} refined masks to {out}")
+
+
+def _refine_masks_on_ray(images_dir: Path, masks_dir: Path, out: Path, address: str, workers: int | None,
+                         opts: dict) -> None:
+    try:
+        from bprefine.cluster import refine_masks_ray
+        import ray  # noqa: F401
+    except ImportError:
+        raise ValueError("--ray needs Ray: pip install 'bprefine[ray]'") from None
+    kwargs = {"model": opts["model"], "device": opts["device"], "batch_size": opts["batch_size"],
+              "nms_threshold": opts["nms_threshold"], "patch_size": opts["patch_size"], "scheme": opts["scheme"],
+              "engine": opts["engine"]}
+    stats = refine_masks_ray(images_dir, masks_dir, out, address=None if address == "local" else address,
+                             workers=workers, refiner_kwargs=kwargs)
+    click.echo(f"wrote {stats['images']} refined masks to {out} on Ray ({stats['shards']} shards, "
+               f"{stats['skipped']} already done; {stats.get('images_per_s', 0):.2f} images/s)")
 
 
 IMAGES_PER_BATCH = 4  # images whose patches share network batches in the folder commands
