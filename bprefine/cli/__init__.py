@@ -56,6 +56,22 @@ def demo(out: Path, model: str) -> None:
 
 
 @main.command()
+@click.option("--images", "images_dir", type=click.Path(path_type=Path), required=True, help="Image folder.")
+@click.option("--before", "before_dir", type=click.Path(path_type=Path), required=True, help="Coarse mask PNGs.")
+@click.option("--after", "after_dir", type=click.Path(path_type=Path), required=True, help="Refined mask PNGs.")
+@click.option("--gt", "gt_dir", type=click.Path(path_type=Path), default=None, help="Ground-truth mask PNGs.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The HTML file to write.")
+def report(images_dir: Path, before_dir: Path, after_dir: Path, gt_dir: Path | None, out: Path) -> None:
+    """One self-contained HTML page: a sortable table of images and a before/after view of each."""
+    from bprefine.cli.common import check_out_file
+    from bprefine.report import write_report
+
+    check_out_file(out)
+    n = write_report(images_dir, before_dir, after_dir, out, gt_dir)
+    click.echo(f"wrote {out} ({n} images)")
+
+
+@main.command()
 @click.option("--model", default="default", show_default=True, help="A bundled model's name or a model file.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write.")
 @click.option("--onnx", is_flag=True, help="Also write model.onnx and preprocessing.json.")
