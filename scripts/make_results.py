@@ -329,6 +329,8 @@ def main() -> None:
     ap.add_argument("--engine", default="auto")
     ap.add_argument("--move-limit", type=float, default=None, help="the do-no-harm guard (Refiner move_limit)")
     ap.add_argument("--min-confidence", type=float, default=0.0, help="the guard's logit margin")
+    ap.add_argument("--headlines", type=Path, default=None,
+                    help="also write the headline figures as JSON (scripts/model_matrix.py builds its table from them)")
     args = ap.parse_args()
     SETTINGS.update(engine=args.engine, move_limit=args.move_limit, min_confidence=args.min_confidence)
     refiner = make_refiner(args.model)
@@ -348,6 +350,10 @@ def main() -> None:
         print(f"{name}: {time.time() - t:.0f} s", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))
+    if args.headlines:
+        args.headlines.parent.mkdir(parents=True, exist_ok=True)
+        args.headlines.write_text(json.dumps({"model": args.model, "settings": SETTINGS, "command": lines[2],
+                                              "headlines": HEADLINES}, indent=1))
     print("\n".join(lines))
     print(f"wrote {args.out}")
 

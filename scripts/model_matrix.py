@@ -1,10 +1,10 @@
-"""Write the model matrix: every bundled model (or those named) on every held-out domain, before/after.
+"""Write the model matrix: every model on every held-out domain, before/after.
 
-    python scripts/model_matrix.py --data ../shared/data --models default --out docs/model_matrix.md \
-        [--engine auto] [--move-limit X] [--min-confidence Y]
+    python scripts/make_results.py --model NAME --out docs/results/NAME.md --headlines docs/results/NAME.json
+    python scripts/model_matrix.py --rows docs/results/default.json,docs/results/people.json --out docs/model_matrix.md
 
-Runs the sections of scripts/make_results.py for each model (same data, seeds and definitions) and
-keeps their headline figures: CCP selfie/pose boundary IoU and BF1, mask IoU and the do-no-harm share,
+Builds one row per ``--headlines`` JSON that scripts/make_results.py wrote (same data, seeds and
+definitions), or runs the sections itself for ``--models``. The headline figures: CCP selfie/pose boundary IoU and BF1, mask IoU and the do-no-harm share,
 DSB2018 mask AP per image type, CamVid mIoU and boundary F, DSB panoptic PQ, and each domain's
 stability (refining the ground truth itself).
 """
@@ -12,6 +12,7 @@ stability (refining the ground truth itself).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -19,7 +20,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import make_results as mr  # noqa: E402  (the sibling script)
 
-from bprefine.model import bundled_models  # noqa: E402
 
 
 def _ba(pair: tuple[float, float]) -> str:
@@ -56,7 +56,9 @@ HEADER = ("| model | CCP selfie mBIoU | BF1 | mIoU | worse % | CCP pose mBIoU | 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--models", default=",".join(bundled_models()))
+    ap.add_argument("--models", default="", help="run make_results' sections for these models")
+    ap.add_argument("--rows", default="", help="comma-separated headline JSONs written by make_results --headlines")
+    ap.add_argument("--labels", default="", help="comma-separated row labels for --rows [each JSON's model]")
     ap.add_argument("--out", type=Path, default=Path("docs/model_matrix.md"))
     ap.add_argument("--engine", default="auto")
     ap.add_argument("--move-limit", type=float, default=None)
@@ -64,7 +66,14 @@ def main() -> None:
     args = ap.parse_args()
     mr.SETTINGS.update(engine=args.engine, move_limit=args.move_limit, min_confidence=args.min_confidence)
     rows = []
-    for model in args.models.split(","):
+    labels = args.labels.split(",") if args.labels else []
+    for k, path in enumerate(p for p in args.rows.split(",") if p):
+        data = json.loads(Path(path).read_text())
+        headlines = {key: (tuple(v) if isinstance(v, list) else v) for key, v in data["headlines"].items()}
+        headlines = {key: ({kk: tuple(vv) if isinstance(vv, list) else vv for kk, vv in v.items()}
+                           if isinstance(v, dict) else v) for key, v in headlines.items()}
+        rows.append(row(labels[k] if k < len(labels) else data["model"], headlines))
+    for model in (m for m in args.models.split(",") if m):
         mr.HEADLINES.clear()
         t = time.time()
         for section in mr.SECTIONS.values():
