@@ -36,3 +36,17 @@ def test_demo_command_names_its_model_and_folder(tmp_path):
     rows = [line for line in res.output.splitlines() if line.startswith("mean")]
     values = np.array(rows[0].split()[1:], float)
     assert values[3] > values[2]  # BIoU after > before
+
+
+@pytest.mark.parametrize("name", sorted(set(bundled_models()) - {"default"}))
+def test_every_specialist_loads_and_refines(name, rng):
+    from bprefine import Refiner
+
+    refiner = Refiner(name)
+    assert refiner.config.provenance.get("card") and refiner.config.provenance.get("recipe")
+    labels = np.zeros((60, 80), np.int64)
+    labels[20:, :] = 1
+    labels[30:50, 30:60] = 2
+    image = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    out = refiner.refine_semantic(image, labels, 3)
+    assert out.shape == labels.shape and set(np.unique(out)) <= {0, 1, 2}
