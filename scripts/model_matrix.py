@@ -28,22 +28,24 @@ def _ba(pair: tuple[float, float]) -> str:
 
 
 def row(model: str, h: dict) -> str:
-    sel, pose, gt = h["ccp coarse_selfie"], h["ccp coarse_pose"], h["ccp gt"]
-    cells = [
-        model,
-        _ba((sel["before"]["mBIoU"], sel["after"]["mBIoU"])), _ba((sel["before"]["BF1"], sel["after"]["BF1"])),
-        _ba((sel["before"]["mIoU"], sel["after"]["mIoU"])), f"{100 * sel['after']['worse']:.1f}",
-        _ba((pose["before"]["mBIoU"], pose["after"]["mBIoU"])), f"{100 * gt['after']['mIoU']:.1f}",
-    ]
+    """One table row; a domain the run did not measure shows as a dash."""
+    def get(fn):
+        try:
+            return fn()
+        except KeyError:
+            return "-"
+
+    sel = lambda k: _ba((h["ccp coarse_selfie"]["before"][k], h["ccp coarse_selfie"]["after"][k]))  # noqa: E731
+    cells = [model, get(lambda: sel("mBIoU")), get(lambda: sel("BF1")), get(lambda: sel("mIoU")),
+             get(lambda: f"{100 * h['ccp coarse_selfie']['after']['worse']:.1f}"),
+             get(lambda: _ba((h["ccp coarse_pose"]["before"]["mBIoU"], h["ccp coarse_pose"]["after"]["mBIoU"]))),
+             get(lambda: f"{100 * h['ccp gt']['after']['mIoU']:.1f}")]
     for t in ("fluorescence", "stained tissue", "brightfield", "all"):
-        d = h.get(f"dsb {t}")
-        cells.append(_ba(d["AP"]) if d else "")
-    d = h["dsb all"]
-    cells += [f"{100 * d['worse']:.1f}", f"{100 * d['stability']:.1f}"]
-    c = h["camvid"]
-    cells += [_ba(c["mIoU"]), _ba(c["BF"]), f"{100 * c['worse']:.1f}", f"{100 * c['stability']:.1f}"]
-    p = h["panoptic dsb"]
-    cells += [_ba(p["PQ"]), _ba(p["PQb"])]
+        cells.append(get(lambda: _ba(h[f"dsb {t}"]["AP"])))
+    cells += [get(lambda: f"{100 * h['dsb all']['worse']:.1f}"), get(lambda: f"{100 * h['dsb all']['stability']:.1f}")]
+    cells += [get(lambda: _ba(h["camvid"]["mIoU"])), get(lambda: _ba(h["camvid"]["BF"])),
+              get(lambda: f"{100 * h['camvid']['worse']:.1f}"), get(lambda: f"{100 * h['camvid']['stability']:.1f}")]
+    cells += [get(lambda: _ba(h["panoptic dsb"]["PQ"])), get(lambda: _ba(h["panoptic dsb"]["PQb"]))]
     return "| " + " | ".join(cells) + " |"
 
 
