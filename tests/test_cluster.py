@@ -62,3 +62,41 @@ def test_ray_cli_flag(tmp_path, local_ray):
                                     "--out", str(tmp_path / "o"), "--ray", "--workers", "2"])
     assert res.exit_code == 0, res.output
     assert "on Ray" in res.output and len(list((tmp_path / "o").glob("*.png"))) == 4
+
+
+def test_ray_instances_equal_single_process_and_resume(tmp_path, local_ray):
+    from bprefine.cluster import refine_instances_ray
+    from bprefine.data.coco import encode_mask
+
+    rng = np.random.default_rng(1)
+    images = tmp_path / "im"
+    images.mkdir()
+    infos, results = [], []
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(images / f"{i}.png")
+        infos.append({"id": i, "file_name": f"{i}.png", "height": 40, "width": 56})
+        for j in range(2):
+            m = np.zeros((40, 56), bool)
+            m[5 + 3 * j : 30, 8 + i : 40] = True
+            results.append({"image_id": i, "category_id": 1, "score": 0.5 + j / 10, "segmentation": encode_mask(m)})
+    (tmp_path / "info.json").write_text(json.dumps({"images": infos}))
+    (tmp_path / "pred.json").write_text(json.dumps(results))
+    single = CliRunner().invoke(main, ["refine", "instances", "--images", str(images), "--pred", str(tmp_path / "pred.json"),
+                                       "--image-info", str(tmp_path / "info.json"), "--out", str(tmp_path / "single.json")])
+    assert single.exit_code == 0, single.output
+    expected = json.loads((tmp_path / "single.json").read_text())
+    stats = refine_instances_ray(images, tmp_path / "pred.json", tmp_path / "info.json", tmp_path / "ray",
+                                 workers=2, shard_images=2)
+    assert stats["shards"] == 3 and stats["results"] == 10
+    merged = [e for f in sorted((tmp_path / "ray").glob("*.json")) for e in json.loads(f.read_text())]
+    assert merged == expected
+    (tmp_path / "ray" / "00001.json").unlink()  # a killed job: one shard missing
+    again = refine_instances_ray(images, tmp_path / "pred.json", tmp_path / "info.json", tmp_path / "ray",
+                                 workers=2, shard_images=2)
+    assert again["skipped"] == 2 and again["results"] == 4
+    assert [e for f in sorted((tmp_path / "ray").glob("*.json")) for e in json.loads(f.read_text())] == expected
+    res = CliRunner().invoke(main, ["refine", "instances", "--images", str(images), "--pred", str(tmp_path / "pred.json"),
+                                    "--image-info", str(tmp_path / "info.json"), "--out", str(tmp_path / "r.json"),
+                                    "--ray", "--workers", "2"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "r.json").read_text()) == expected

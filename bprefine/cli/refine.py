@@ -43,25 +43,41 @@ def refine() -> None:
 @click.option("--image-info", type=click.Path(path_type=Path), required=True,
               help="Any COCO JSON with an 'images' list (id, file_name, height, width).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Refined COCO results JSON.")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None,
+              help="Run on Ray (needs bprefine[ray]); shards go to OUT.shards/ and are merged into OUT.")
+@click.option("--workers", type=click.IntRange(1), default=None, help="Ray actors, one CPU each [all CPUs].")
 @refiner_options
-def refine_instances_cmd(images_dir: Path, pred: Path, image_info: Path, out: Path, **opts) -> None:
+def refine_instances_cmd(images_dir: Path, pred: Path, image_info: Path, out: Path, ray_address: str | None,
+                         workers: int | None, **opts) -> None:
     """Refine COCO instance results: same entries, same order, refined RLE, bbox and area recomputed."""
     check_out_file(out, pred, image_info)
+    if ray_address is not None:
+        _refine_instances_on_ray(images_dir, pred, image_info, out, ray_address, workers, opts)
+        return
     infos = load_image_info(image_info)
     results = load_results(pred)
+    n_images = len({image_id_of(e, f"{pred}: entry {k}", infos) for k, e in enumerate(results)})
+    refiner = make_refiner(**opts)
+    refined = refine_results(refiner, images_dir, results, infos, pred, progress_bar=True)
+    write_json(out, refined)
+    click.echo(f"wrote {len(refined)} refined results for {n_images} images to {out}")
+
+
+def refine_results(refiner, images_dir: Path, results: list[dict], infos: dict[int, ImageInfo], pred: Path,
+                   progress_bar: bool = False) -> list[dict[str, Any]]:
+    """COCO results refined image by image, in their order (shared by the command and the Ray shards)."""
     by_image: dict[int, list[int]] = {}
     for k, entry in enumerate(results):
         by_image.setdefault(image_id_of(entry, f"{pred}: entry {k}", infos), []).append(k)
-    refiner = make_refiner(**opts)
     refined: list[dict[str, Any] | None] = [None] * len(results)
-    for image_id, idx in progress(by_image.items(), "images"):
+    items = progress(by_image.items(), "images") if progress_bar else by_image.items()
+    for image_id, idx in items:
         info = infos[image_id]
         image = _load_image(images_dir / info.file_name, info)
         crops = _decode_crops(results, idx, info, pred, refiner)  # memory: the crops, not N full masks
         for k, crop, new in zip(idx, crops, refiner.refine_crops(image, crops)):
             refined[k] = refined_entry(results[k], _paste(new, crop[1], (info.height, info.width)))
-    write_json(out, refined)
-    click.echo(f"wrote {len(refined)} refined results for {len(by_image)} images to {out}")
+    return refined
 
 
 def _load_image(path: Path, info: ImageInfo) -> np.ndarray:
@@ -123,6 +139,31 @@ def refine_masks_cmd(images_dir: Path, masks_dir: Path, out: Path, ray_address: 
     click.echo(f"wrote {len(pairs)} refined masks to {out}")
 
 
+def _ray_kwargs(opts: dict) -> dict:
+    return {"model": opts["model"], "device": opts["device"], "batch_size": opts["batch_size"],
+            "nms_threshold": opts["nms_threshold"], "patch_size": opts["patch_size"], "scheme": opts["scheme"],
+            "engine": opts["engine"]}
+
+
+def _refine_instances_on_ray(images_dir: Path, pred: Path, image_info: Path, out: Path, address: str,
+                             workers: int | None, opts: dict) -> None:
+    try:
+        import ray  # noqa: F401
+
+        from bprefine.cluster import refine_instances_ray
+    except ImportError:
+        raise ValueError("--ray needs Ray: pip install 'bprefine[ray]'") from None
+    shards = out.with_name(out.name + ".shards")
+    stats = refine_instances_ray(images_dir, pred, image_info, shards, address=None if address == "local" else address,
+                                 workers=workers, refiner_kwargs=_ray_kwargs(opts))
+    import json
+
+    merged = [e for f in sorted(shards.glob("*.json")) for e in json.loads(f.read_text())]
+    write_json(out, merged)
+    click.echo(f"wrote {len(merged)} refined results to {out} on Ray ({stats['shards']} shards in {shards}, "
+               f"{stats['skipped']} already done)")
+
+
 def _refine_masks_on_ray(images_dir: Path, masks_dir: Path, out: Path, address: str, workers: int | None,
                          opts: dict) -> None:
     try:
@@ -130,11 +171,8 @@ def _refine_masks_on_ray(images_dir: Path, masks_dir: Path, out: Path, address: 
         import ray  # noqa: F401
     except ImportError:
         raise ValueError("--ray needs Ray: pip install 'bprefine[ray]'") from None
-    kwargs = {"model": opts["model"], "device": opts["device"], "batch_size": opts["batch_size"],
-              "nms_threshold": opts["nms_threshold"], "patch_size": opts["patch_size"], "scheme": opts["scheme"],
-              "engine": opts["engine"]}
     stats = refine_masks_ray(images_dir, masks_dir, out, address=None if address == "local" else address,
-                             workers=workers, refiner_kwargs=kwargs)
+                             workers=workers, refiner_kwargs=_ray_kwargs(opts))
     click.echo(f"wrote {stats['images']} refined masks to {out} on Ray ({stats['shards']} shards, "
                f"{stats['skipped']} already done; {stats.get('images_per_s', 0):.2f} images/s)")
 
