@@ -71,11 +71,12 @@ class OnnxEngine:
     thread count, so one setting (``torch.set_num_threads`` / OMP_NUM_THREADS) governs both engines."""
 
     def __init__(self, net: torch.nn.Module, input_size: int, *, int8: bool = False,
-                 calibration: "Callable[[], list[dict]] | None" = None, threads: int | None = None) -> None:
+                 calibration: "Callable[[], list[dict]] | None" = None, threads: int | None = None,
+                 prebuilt: bytes | None = None) -> None:
         import onnxruntime as ort  # a core dependency; the check in make_engine covers a broken install
 
-        model = _export(net, input_size)
-        if int8:
+        model = prebuilt if prebuilt is not None else _export(net, input_size)
+        if int8 and prebuilt is None:
             from bprefine.quantize import quantize_int8
 
             if calibration is None:
@@ -118,19 +119,21 @@ def onnx_available() -> bool:
 
 
 def make_engine(net: torch.nn.Module, *, kind: str, device: torch.device, input_size: int,
-                calibration: "Callable[[], list[dict]] | None" = None) -> Engine:
-    """The engine ``kind`` (see ``ENGINES``) for ``net``; ``auto`` picks ONNX Runtime for a preset network
-    on the CPU and PyTorch otherwise. ``calibration`` feeds the int8 quantizer."""
+                calibration: "Callable[[], list[dict]] | None" = None, int8_model: bytes | None = None) -> Engine:
+    """The engine ``kind`` (see ``ENGINES``) for ``net``. ``auto`` picks, on the CPU, the int8 network when
+    ``int8_model`` (a quantized ONNX model whose accuracy was measured, shipped beside a bundled model) is
+    given, else ONNX Runtime for a preset network; PyTorch elsewhere. ``calibration`` feeds the quantizer."""
     if kind not in ENGINES:
         raise ValueError(f"unknown engine {kind!r}; choose one of {ENGINES}")
     if kind == "auto":
         use_onnx = device.type == "cpu" and isinstance(net, RefineNet) and onnx_available()
-        kind = "onnx" if use_onnx else "torch"
+        kind = ("onnx-int8" if int8_model is not None else "onnx") if use_onnx else "torch"
     if kind in ("onnx", "onnx-int8"):
         if device.type != "cpu":
             raise ValueError(f"the {kind} engine runs on the CPU only, not on {device}")
         if not onnx_available():
             raise ValueError(f"the {kind} engine needs onnx and onnxruntime (core dependencies): "
                              "pip install onnx onnxruntime")
-        return OnnxEngine(net, input_size, int8=kind == "onnx-int8", calibration=calibration)
+        int8 = kind == "onnx-int8"
+        return OnnxEngine(net, input_size, int8=int8, calibration=calibration, prebuilt=int8_model if int8 else None)
     return TorchEngine(net, device)

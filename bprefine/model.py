@@ -94,6 +94,20 @@ def bundled_models() -> list[str]:
     return sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors"))
 
 
+def bundled_int8(name: str) -> bytes | None:
+    """The int8 ONNX network shipped beside bundled model ``name`` (``NAME.int8.onnx``), or None when there
+    is none or it was made from other weights than the ones shipped (``NAME.int8.json`` records their hash)."""
+    import hashlib
+
+    onnx_path, meta_path = WEIGHTS_DIR / f"{name}.int8.onnx", WEIGHTS_DIR / f"{name}.int8.json"
+    if not (onnx_path.is_file() and meta_path.is_file()):
+        return None
+    weights = hashlib.sha256((WEIGHTS_DIR / f"{name}.safetensors").read_bytes()).hexdigest()
+    if json.loads(meta_path.read_text()).get("weights_sha256") != weights:
+        return None
+    return onnx_path.read_bytes()
+
+
 def model_card(name: str) -> dict[str, Any]:
     """A bundled model's one-line card and headline facts, from its JSON config (nothing is loaded)."""
     config = ModelConfig.from_json(json.loads((WEIGHTS_DIR / f"{name}.json").read_text()),

@@ -325,7 +325,7 @@ def test_bench_json_reports_engine_and_breakdown():
     res = _run("bench", "--quick", "--repeats", 1, "--presets", "mobilenet_v2", "--json")
     assert res.exit_code == 0, res.output
     report = json.loads(res.output)
-    assert report["engine"] in ("onnx", "torch")
+    assert report["engine"] in ("onnx-int8", "onnx", "torch")
     city = report["cityscapes_1024x2048"]
     assert city["patches"] >= 100 and set(city["breakdown_ms"]) == {"extraction", "network", "reassembly"}
     assert report["sample_photos"]["images"] == 4 and report["torch_patches_per_s_batch16"]["mobilenet_v2"]["128"] > 0

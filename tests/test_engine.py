@@ -58,3 +58,18 @@ def test_int8_engine_agrees_with_fp32_on_most_pixels(rng):
     masks = random_blobs(rng, 96, 128, 3)
     a, b = fp32.refine_instances(image, masks), int8.refine_instances(image, masks)
     assert (a != b).mean() < 0.01
+
+
+@needs_onnx
+def test_auto_uses_the_shipped_int8_network_only_while_it_matches_the_weights(tmp_path, monkeypatch):
+    import shutil
+
+    from bprefine import Refiner, model as model_module
+
+    assert Refiner("default").engine.name == "onnx-int8"  # shipped beside the bundled default
+    for f in model_module.WEIGHTS_DIR.glob("default.*"):
+        shutil.copy(f, tmp_path / f.name)
+    (tmp_path / "default.int8.json").write_text('{"weights_sha256": "stale"}')
+    monkeypatch.setattr(model_module, "WEIGHTS_DIR", tmp_path)
+    assert model_module.bundled_int8("default") is None
+    assert Refiner("default").engine.name == "onnx"
