@@ -2,7 +2,7 @@
 
     python benchmarks/folder_throughput.py [--data ../shared/data] [--images 104] [--json]
 
-The folder: CCP photos 0701-0804 with their real MediaPipe selfie masks (the bundled sample photos, repeated,
+The folder: CCP photos 0701-0804 with their real MediaPipe selfie masks (repeated for more than 104) (the bundled sample photos, repeated,
 without the shared data). Each configuration runs in a fresh process; wall time includes model loading,
 decoding and writing, as a user sees it. The single-core run is pinned to one CPU (``taskset``) with one
 thread, so "1 core" means one core.
@@ -25,9 +25,10 @@ def _folder(root: Path, data: Path | None, n: int) -> tuple[Path, Path]:
     images, masks = root / "images", root / "masks"
     images.mkdir(), masks.mkdir()
     if data is not None and (data / "ccp").is_dir():
-        for k in range(701, 701 + n):
-            shutil.copy(data / "ccp" / "images" / f"{k:04d}.jpg", images)
-            shutil.copy(data / "ccp" / "coarse_selfie" / f"{k:04d}.png", masks)
+        for k in range(n):  # the 104 held-out photos, repeated under new names for larger folders
+            s = 701 + k % 104
+            shutil.copy(data / "ccp" / "images" / f"{s:04d}.jpg", images / f"{k:05d}.jpg")
+            shutil.copy(data / "ccp" / "coarse_selfie" / f"{s:04d}.png", masks / f"{k:05d}.png")
         return images, masks
     from bprefine.demo import SAMPLES
 
@@ -62,6 +63,8 @@ def main() -> None:
         one = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         report["1 core"] = _run(base + ["--out", str(root / "a")], one, "0")
         report[f"{cores} cores"] = _run(base + ["--out", str(root / "b")], dict(os.environ), None)
+        report[f"{cores} processes (--jobs {cores})"] = _run(base + ["--out", str(root / "c"), "--jobs", str(cores)],
+                                                             dict(os.environ), None)
         try:
             import ray  # noqa: F401
 

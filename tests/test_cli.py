@@ -339,3 +339,18 @@ def test_models_lists_every_bundled_model_with_its_card():
     cards = json.loads(res.output)
     assert [c["name"] for c in cards] == bundled_models() and "default" in bundled_models()
     assert all(c["card"] for c in cards)
+
+
+def test_refine_masks_in_two_processes_writes_the_same_files(tmp_path, model_path):
+    images, masks = tmp_path / "img", tmp_path / "msk"
+    images.mkdir(), masks.mkdir()
+    for k in range(6):
+        _write_image(images / f"{k}.png", hw=(40, 50))
+        m = np.zeros((40, 50), np.uint8)
+        m[5 + k : 30, 10 : 40 - k] = 255
+        Image.fromarray(m).save(masks / f"{k}.png")
+    base = ["refine", "masks", "--images", images, "--masks", masks, "--model", model_path]
+    one, two = _run(*base, "--out", tmp_path / "one"), _run(*base, "--out", tmp_path / "two", "--jobs", 2)
+    assert one.exit_code == 0 and two.exit_code == 0, one.output + two.output
+    for f in sorted((tmp_path / "one").iterdir()):
+        assert (tmp_path / "two" / f.name).read_bytes() == f.read_bytes()

@@ -116,15 +116,21 @@ def _paste(crop: np.ndarray, origin: tuple[int, int], hw: tuple[int, int]) -> np
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None,
               help="Run on Ray: --ray alone starts a local Ray; --ray ADDRESS joins a cluster (needs bprefine[ray]).")
 @click.option("--workers", type=click.IntRange(1), default=None, help="Ray actors, one CPU each [all CPUs].")
+@click.option("--jobs", type=click.IntRange(1), default=1, show_default=True,
+              help="Processes on this machine, one thread each (the CPU-side work of one process does not use a "
+                   "second core fully; --jobs 2 on 2 cores: docs/benchmarks.md).")
 @refiner_options
 def refine_masks_cmd(images_dir: Path, masks_dir: Path, out: Path, ray_address: str | None, workers: int | None,
-                     **opts) -> None:
+                     jobs: int, **opts) -> None:
     """Refine one class-agnostic mask per image; outputs keep the mask file names."""
     if ray_address is not None:
         _refine_masks_on_ray(images_dir, masks_dir, out, ray_address, workers, opts)
         return
     pairs = mask_pairs(images_dir, masks_dir)
     check_out_dir(out, masks_dir, images_dir)
+    if jobs > 1:
+        _refine_masks_in_processes(pairs, out, jobs, opts)
+        return
     refiner = make_refiner(**opts)
     groups = _groups(pairs, IMAGES_PER_BATCH)
     bar = progress(pairs, "masks")
@@ -137,6 +143,41 @@ def refine_masks_cmd(images_dir: Path, masks_dir: Path, out: Path, ray_address: 
             bar.update(len(group))
     bar.close()
     click.echo(f"wrote {len(pairs)} refined masks to {out}")
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(opts: dict) -> None:
+    import torch
+
+    torch.set_num_threads(1)  # this worker process only: one core each
+    _WORKER["refiner"] = make_refiner(**opts)
+
+
+def _refine_group(args: tuple[list[tuple[Path, Path]], Path]) -> int:
+    group, stage = args
+    refiner = _WORKER["refiner"]
+    for image_path, mask_path in group:
+        image, mask = read_image(image_path), read_mask(mask_path)
+        check_same_size(image, mask, image_path, mask_path)
+        write_mask(stage / mask_path.name, refiner.refine(image, mask))
+    return len(group)
+
+
+def _refine_masks_in_processes(pairs: list[tuple[Path, Path]], out: Path, jobs: int, opts: dict) -> None:
+    """``jobs`` worker processes (spawned, one Refiner and one thread each) refine groups of images into the
+    staging folder; the files are the same as one process writes."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    bar = progress(pairs, "masks")
+    with staged_dir(out) as stage, ProcessPoolExecutor(jobs, mp_context=get_context("spawn"),
+                                                       initializer=_init_worker, initargs=(opts,)) as pool:
+        for n in pool.map(_refine_group, [(g, stage) for g in _groups(pairs, IMAGES_PER_BATCH)]):
+            bar.update(n)
+    bar.close()
+    click.echo(f"wrote {len(pairs)} refined masks to {out} ({jobs} processes)")
 
 
 def _ray_kwargs(opts: dict) -> dict:
