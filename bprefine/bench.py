@@ -3,7 +3,9 @@
 1. End to end with the bundled model and the engine ``auto`` picks (or ``--engine``): a 1024 x 2048
    image with about 135 boundary patches (the paper's Cityscapes case), split into the paper's three
    parts (extraction: boxes, crops, input tensors; network; reassembly: logits back, averaging,
-   writing), and the bundled sample photos (550 x ~830 person photos, real coarse masks).
+   writing), the bundled sample photos (550 x ~830 person photos, real coarse masks) and a synthetic
+   480 x 360 street frame with 11 classes (semantic refinement). The DenseCRF comparison and the folder
+   throughput are separate scripts: benchmarks/densecrf.py, benchmarks/folder_throughput.py.
 2. The patch pipeline without the network on a 1024 x 2048 image with 20 instances.
 3. Each network preset's throughput in patches/s at input sizes 64/128/256 (eager PyTorch).
 All times are medians over ``repeats`` runs on this machine's CPU threads; ``--json`` prints one object.
@@ -135,6 +137,23 @@ def sample_photos(refiner: Refiner, repeats: int) -> dict:
             "median_patches": int(statistics.median(patches))}
 
 
+def street_frame(refiner: Refiner, repeats: int) -> dict:
+    """Median seconds for semantic refinement of a synthetic 480 x 360 street-like frame with 11 classes."""
+    from bprefine.simulate import rng_for, semantic_low_res
+
+    rng = np.random.default_rng(0)
+    canvas = np.zeros((360, 480), np.uint8)
+    canvas[180:] = 3  # road below the horizon
+    for c in range(1, 11):
+        for _ in range(2):
+            cv2.fillPoly(canvas, [rng.integers([0, 60], [480, 360], (6, 2)).astype(np.int32)], c)
+    labels = canvas.astype(np.int64)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (360, 480, 3), dtype=np.uint8), (5, 5), 0)
+    coarse = semantic_low_res(labels, num_classes=11, rng=rng_for(0, "bench"))
+    seconds = _median_s(lambda: refiner.refine_semantic(image, coarse, 11), repeats)
+    return {"classes": int(len(np.unique(coarse))), "median_s": round(seconds, 3)}
+
+
 def run_bench(*, presets: list[str] | None = None, repeats: int = 5, quick: bool = False, engine: str = "auto",
               model: str = "default", nms_threshold: float | None = None, as_json: bool = False) -> dict:
     from bprefine.refine import DEFAULT_NMS_THRESHOLD
@@ -145,6 +164,7 @@ def run_bench(*, presets: list[str] | None = None, repeats: int = 5, quick: bool
                     "model": model, "nms_threshold": thr, "repeats": repeats}
     report["cityscapes_1024x2048"] = cityscapes_like(refiner, repeats)
     report["sample_photos"] = sample_photos(refiner, repeats)
+    report["street_frame_480x360"] = street_frame(refiner, repeats)
     report["pipeline_without_network_ms"] = {f"nms_{t:.2f}": dict(zip(("ms", "patches"), pipeline_ms(t, repeats)))
                                              for t in (0.25, 0.55)}
     sizes = (128,) if quick else (64, 128, 256)
@@ -165,6 +185,8 @@ def run_bench(*, presets: list[str] | None = None, repeats: int = 5, quick: bool
     click.echo(f"1024x2048, {c['patches']} patches ({c['instances']} instances): {c['end_to_end_s']:.3f} s end to end; "
                + ", ".join(f"{k} {v:.1f} ms" for k, v in c["breakdown_ms"].items()))
     click.echo(f"sample photos ({p['images']}, median {p['median_patches']} patches): {p['median_s']:.3f} s per photo")
+    f = report["street_frame_480x360"]
+    click.echo(f"street frame 480x360, {f['classes']} classes (synthetic): {f['median_s']:.3f} s")
     click.echo("patch pipeline without the network, 1024x2048, 20 instances (median ms):")
     for k, v in report["pipeline_without_network_ms"].items():
         click.echo(f"  {k}: {v['ms']:7.1f} ms  ({v['patches']} patches)")

@@ -329,6 +329,7 @@ def test_bench_json_reports_engine_and_breakdown():
     city = report["cityscapes_1024x2048"]
     assert city["patches"] >= 100 and set(city["breakdown_ms"]) == {"extraction", "network", "reassembly"}
     assert report["sample_photos"]["images"] == 4 and report["torch_patches_per_s_batch16"]["mobilenet_v2"]["128"] > 0
+    assert report["street_frame_480x360"]["classes"] >= 8 and report["street_frame_480x360"]["median_s"] > 0
 
 
 def test_models_lists_every_bundled_model_with_its_card():
