@@ -29,38 +29,89 @@ def shard_pairs(pairs: list[tuple[Path, Path]], shard_size: int) -> list[dict[st
             for k in range(0, len(pairs), shard_size)]
 
 
-class ShardRefiner:
-    """A Ray Data callable class: one Refiner per actor; each call refines whole shards and writes them."""
+class _Actor:
+    """Base of the Ray Data callable classes: one Refiner per actor process, one thread per CPU it was given."""
 
-    def __init__(self, out_dir: str, refiner_kwargs: dict[str, Any], threads: int = 1) -> None:
+    def __init__(self, refiner_kwargs: dict[str, Any], threads: int = 1) -> None:
         import torch
 
         from bprefine.refine import Refiner
 
-        torch.set_num_threads(threads)  # this actor's process: as many threads as CPUs it was given
-        self.out = Path(out_dir)
+        torch.set_num_threads(threads)  # this actor's process only
         self.refiner = Refiner(**refiner_kwargs)
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        from bprefine.data.images import atomic_path, read_image, read_mask, write_mask
 
-        done, counts, seconds = [], [], []
+class ShardRefiner(_Actor):
+    """Refines whole shards of (image, mask) pairs, writing each mask and then the shard's marker."""
+
+    def __init__(self, out_dir: str, refiner_kwargs: dict[str, Any], threads: int = 1) -> None:
+        super().__init__(refiner_kwargs, threads)
+        self.out = Path(out_dir)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        from bprefine.data.images import atomic_path
+        from bprefine.tasks.files import refine_mask_file
+
+        done, counts = [], []
         for shard, pairs in zip(batch["shard"], batch["pairs"]):
-            t = time.perf_counter()
             names = []
             for image_path, mask_path in pairs:
-                image, mask = read_image(image_path), read_mask(mask_path)
-                if mask.shape != image.shape[:2]:
-                    raise ValueError(f"{mask_path}: mask is {mask.shape} but image {Path(image_path).name} is "
-                                     f"{image.shape[:2]}")
-                write_mask(self.out / Path(mask_path).name, self.refiner.refine(image, mask))
+                refine_mask_file(self.refiner, Path(image_path), Path(mask_path), self.out / Path(mask_path).name)
                 names.append(Path(mask_path).name)
             with atomic_path(self.out / MARKERS / f"{shard}.json") as tmp:  # the shard is done once this exists
                 tmp.write_text(json.dumps({"shard": shard, "files": names}))
             done.append(shard)
             counts.append(len(names))
-            seconds.append(time.perf_counter() - t)
-        return {"shard": done, "images": counts, "seconds": seconds}
+        return {"shard": done, "count": counts}
+
+
+class InstanceShardRefiner(_Actor):
+    """Refines shards of COCO results (all entries of their images), one JSON file per shard."""
+
+    def __init__(self, images_dir: str, image_info: str, out_dir: str, refiner_kwargs: dict[str, Any],
+                 threads: int = 1) -> None:
+        from bprefine.data.coco import load_image_info
+
+        super().__init__(refiner_kwargs, threads)
+        self.images = Path(images_dir)
+        self.infos = load_image_info(image_info)
+        self.out = Path(out_dir)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        from bprefine.data.coco import write_json
+        from bprefine.tasks.files import refine_coco_results
+
+        done, counts = [], []
+        for shard, source in zip(batch["shard"], batch["source"]):
+            results = json.loads(Path(source).read_text()) if isinstance(source, str) else json.loads(source[0])
+            refined = refine_coco_results(self.refiner, self.images, results, self.infos, Path(str(shard)))
+            write_json(self.out / f"{shard}.json", refined)  # atomic: the shard is done once this exists
+            done.append(shard)
+            counts.append(len(refined))
+        return {"shard": done, "count": counts}
+
+
+def _run_on_ray(todo: list[dict[str, Any]], actor: type, actor_kwargs: dict[str, Any], *, address: str | None,
+                workers: int | None, refiner_kwargs: dict[str, Any] | None) -> tuple[int, float]:
+    """Run ``todo`` shards through a pool of ``actor``s (one CPU each); (items done, seconds). Starts a Ray
+    (local, or joining ``address``) unless one is running, and stops only the one it started."""
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        n = workers or max(int(ray.cluster_resources().get("CPU", 1)), 1)
+        kwargs = actor_kwargs | {"refiner_kwargs": {"model": "default"} | (refiner_kwargs or {})}
+        t = time.perf_counter()
+        ds = ray.data.from_items(todo, override_num_blocks=len(todo))
+        ds = ds.map_batches(actor, fn_constructor_kwargs=kwargs, batch_size=1, concurrency=min(n, len(todo)),
+                            num_cpus=1)
+        count = sum(int(row["count"]) for row in ds.iter_rows())
+        return count, time.perf_counter() - t
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def pending_shards(shards: list[dict[str, Any]], out_dir: Path) -> list[dict[str, Any]]:
@@ -76,9 +127,7 @@ def refine_masks_ray(images_dir: str | Path, masks_dir: str | Path, out_dir: str
     ``address``: a running cluster's address (``"auto"``, ``"ray://host:10001"``), or None for a local Ray
     using this machine's CPUs. ``workers``: actors, one CPU each (default: the cluster's CPUs).
     """
-    import ray
-
-    from bprefine.cli.common import check_out_dir, mask_pairs
+    from bprefine.data.folders import check_out_dir, mask_pairs
 
     images_dir, masks_dir, out = Path(images_dir), Path(masks_dir), Path(out_dir)
     pairs = mask_pairs(images_dir, masks_dir)
@@ -87,76 +136,24 @@ def refine_masks_ray(images_dir: str | Path, masks_dir: str | Path, out_dir: str
     shards = shard_pairs(pairs, shard_size)
     todo = pending_shards(shards, out)
     stats = {"shards": len(shards), "skipped": len(shards) - len(todo), "images": 0, "seconds": 0.0}
-    if not todo:
-        return stats
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        n = workers or max(int(ray.cluster_resources().get("CPU", 1)), 1)
-        kwargs = {"model": "default"} | (refiner_kwargs or {})
-        t = time.perf_counter()
-        ds = ray.data.from_items(todo, override_num_blocks=len(todo))
-        ds = ds.map_batches(ShardRefiner, fn_constructor_kwargs={"out_dir": str(out), "refiner_kwargs": kwargs},
-                            batch_size=1, concurrency=min(n, len(todo)), num_cpus=1)
-        for row in ds.iter_rows():
-            stats["images"] += int(row["images"])
-        stats["seconds"] = time.perf_counter() - t
-    finally:
-        if started:
-            ray.shutdown()
+    if todo:
+        stats["images"], stats["seconds"] = _run_on_ray(todo, ShardRefiner, {"out_dir": str(out)}, address=address,
+                                                        workers=workers, refiner_kwargs=refiner_kwargs)
     stats["images_per_s"] = stats["images"] / stats["seconds"] if stats["seconds"] else 0.0
     return stats
 
 
-class InstanceShardRefiner:
-    """A Ray Data callable class for COCO instance results: one Refiner per actor; each shard (a list of
-    results, all of its images) is refined and written as one JSON file."""
-
-    def __init__(self, images_dir: str, image_info: str, out_dir: str, refiner_kwargs: dict[str, Any],
-                 threads: int = 1) -> None:
-        import torch
-
-        from bprefine.data.coco import load_image_info
-        from bprefine.refine import Refiner
-
-        torch.set_num_threads(threads)
-        self.images = Path(images_dir)
-        self.infos = load_image_info(image_info)
-        self.out = Path(out_dir)
-        self.refiner = Refiner(**refiner_kwargs)
-
-    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        from bprefine.cli.refine import refine_results
-        from bprefine.data.coco import write_json
-
-        done, counts = [], []
-        for shard, source in zip(batch["shard"], batch["source"]):
-            results = json.loads(Path(source).read_text()) if isinstance(source, str) else json.loads(source[0])
-            refined = refine_results(self.refiner, self.images, results, self.infos, Path(str(shard)))
-            write_json(self.out / f"{shard}.json", refined)  # atomic: the shard is done once this exists
-            done.append(shard)
-            counts.append(len(refined))
-        return {"shard": done, "results": counts}
-
-
-def instance_shards(pred: str | Path | list[str | Path], shard_images: int = 8) -> list[dict[str, Any]]:
-    """Shards of COCO results: each file of a list is one shard (named by its stem); a single file is split
-    into shards of ``shard_images`` images (named by position), entries kept in their order."""
-    from bprefine.data.coco import load_results
-
+def instance_shards(pred: str | Path | list[str | Path], results: list[dict] | None = None,
+                    shard_images: int = 8) -> list[dict[str, Any]]:
+    """Shards of COCO results: each file of a list is one shard (named by its stem); a single file (its
+    ``results``) is split into shards of ``shard_images`` images (named by position), entries in order."""
     if isinstance(pred, (list, tuple)):
-        for p in pred:
-            load_results(p)  # clear errors before any work
         return [{"shard": Path(p).stem, "source": str(p)} for p in pred]
-    results = load_results(pred)
-    order: list = []
+    position = {image_id: k // shard_images for k, image_id in enumerate(dict.fromkeys(e["image_id"] for e in results))}
+    groups: list[list[dict]] = [[] for _ in range(max(position.values(), default=-1) + 1)]
     for entry in results:
-        if entry["image_id"] not in order:
-            order.append(entry["image_id"])
-    groups = [set(order[k : k + shard_images]) for k in range(0, len(order), shard_images)]
-    return [{"shard": f"{k:05d}", "source": [json.dumps([e for e in results if e["image_id"] in g])]}
-            for k, g in enumerate(groups)]
+        groups[position[entry["image_id"]]].append(entry)
+    return [{"shard": f"{k:05d}", "source": [json.dumps(g)]} for k, g in enumerate(groups)]
 
 
 def refine_instances_ray(images_dir: str | Path, pred: str | Path | list[str | Path], image_info: str | Path,
@@ -164,36 +161,22 @@ def refine_instances_ray(images_dir: str | Path, pred: str | Path | list[str | P
                          shard_images: int = 8, refiner_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
     """Refine COCO instance results on Ray: one refined JSON per shard in ``out_dir`` (written atomically;
     a rerun skips shards whose JSON exists). ``pred``: one results JSON (split per image) or a list of them."""
-    import ray
-
     from bprefine.data.coco import image_id_of, load_image_info, load_results
 
     out = Path(out_dir)
     infos = load_image_info(image_info)
+    loaded = {}
     for path in pred if isinstance(pred, (list, tuple)) else [pred]:
-        for k, entry in enumerate(load_results(path)):  # every image id checked before any work
+        loaded[str(path)] = load_results(path)
+        for k, entry in enumerate(loaded[str(path)]):  # every image id checked before any work
             image_id_of(entry, f"{path}: entry {k}", infos)
-    shards = instance_shards(pred, shard_images)
+    single = None if isinstance(pred, (list, tuple)) else loaded[str(pred)]
+    shards = instance_shards(pred, single, shard_images)
     out.mkdir(parents=True, exist_ok=True)
     todo = [s for s in shards if not (out / f"{s['shard']}.json").is_file()]
     stats = {"shards": len(shards), "skipped": len(shards) - len(todo), "results": 0, "seconds": 0.0}
-    if not todo:
-        return stats
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        n = workers or max(int(ray.cluster_resources().get("CPU", 1)), 1)
-        kwargs = {"model": "default"} | (refiner_kwargs or {})
-        t = time.perf_counter()
-        ds = ray.data.from_items(todo, override_num_blocks=len(todo))
-        ds = ds.map_batches(InstanceShardRefiner, batch_size=1, concurrency=min(n, len(todo)), num_cpus=1,
-                            fn_constructor_kwargs={"images_dir": str(images_dir), "image_info": str(image_info),
-                                                   "out_dir": str(out), "refiner_kwargs": kwargs})
-        for row in ds.iter_rows():
-            stats["results"] += int(row["results"])
-        stats["seconds"] = time.perf_counter() - t
-    finally:
-        if started:
-            ray.shutdown()
+    if todo:
+        actor_kwargs = {"images_dir": str(images_dir), "image_info": str(image_info), "out_dir": str(out)}
+        stats["results"], stats["seconds"] = _run_on_ray(todo, InstanceShardRefiner, actor_kwargs, address=address,
+                                                         workers=workers, refiner_kwargs=refiner_kwargs)
     return stats

@@ -47,7 +47,7 @@ def _data_url(image: np.ndarray) -> str:
 
 def image_rows(images_dir: Path, before_dir: Path, after_dir: Path, gt_dir: Path | None) -> list[dict]:
     """One row per image: name, metrics (when ground truth is given) and the two embedded pictures."""
-    from bprefine.cli.common import check_same_size, mask_pairs
+    from bprefine.data.folders import check_same_size, mask_pairs
 
     rows = []
     for image_path, before_path in mask_pairs(images_dir, before_dir):

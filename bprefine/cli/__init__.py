@@ -63,7 +63,7 @@ def demo(out: Path, model: str) -> None:
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="The HTML file to write.")
 def report(images_dir: Path, before_dir: Path, after_dir: Path, gt_dir: Path | None, out: Path) -> None:
     """One self-contained HTML page: a sortable table of images and a before/after view of each."""
-    from bprefine.cli.common import check_out_file
+    from bprefine.data.folders import check_out_file
     from bprefine.report import write_report
 
     check_out_file(out)
@@ -78,7 +78,7 @@ def report(images_dir: Path, before_dir: Path, after_dir: Path, gt_dir: Path | N
 @click.option("--int8", is_flag=True, help="Also write model.int8.onnx (implies --onnx).")
 def export(model: str, out: Path, onnx: bool, int8: bool) -> None:
     """Write a model in the Hugging Face layout (config.json, model.safetensors, README.md card)."""
-    from bprefine.cli.common import check_writable
+    from bprefine.data.folders import check_writable
     from bprefine.export import export_model
     from bprefine.model import load_model
 

@@ -9,7 +9,8 @@ import click
 import numpy as np
 from PIL import Image
 
-from bprefine.cli.common import Group, check_out_dir, check_writable, check_same_size, json_flag, mask_pairs, progress
+from bprefine.cli.common import Group, json_flag, progress
+from bprefine.data.folders import check_out_dir, check_same_size, check_writable, mask_pairs
 from bprefine.data.coco import load_image_info, load_results
 from bprefine.data.images import read_image, read_mask, staged_dir
 

@@ -3,33 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 import numpy as np
 
-from bprefine.cli.common import (
-    BackgroundWriter,
-    Group,
-    check_out_dir,
-    check_out_file,
-    check_same_size,
-    make_refiner,
-    mask_pairs,
-    progress,
-    read_ahead,
-    refiner_options,
-)
-from bprefine.data.coco import (
-    ImageInfo,
-    decode_segmentation,
-    image_id_of,
-    load_image_info,
-    load_results,
-    refined_entry,
-    write_json,
-)
-from bprefine.data.images import read_image, read_mask, staged_dir, write_mask
+from bprefine.cli.common import BackgroundWriter, Group, make_refiner, progress, read_ahead, refiner_options
+from bprefine.data.coco import image_id_of, load_image_info, load_results, write_json
+from bprefine.data.folders import check_out_dir, check_out_file, check_same_size, mask_pairs
+from bprefine.data.images import read_image, staged_dir, write_mask
+from bprefine.tasks.files import read_pair, refine_coco_results, refine_mask_file
 
 
 @click.group(cls=Group)
@@ -58,54 +40,9 @@ def refine_instances_cmd(images_dir: Path, pred: Path, image_info: Path, out: Pa
     results = load_results(pred)
     n_images = len({image_id_of(e, f"{pred}: entry {k}", infos) for k, e in enumerate(results)})
     refiner = make_refiner(**opts)
-    refined = refine_results(refiner, images_dir, results, infos, pred, progress_bar=True)
+    refined = refine_coco_results(refiner, images_dir, results, infos, pred, progress=progress)
     write_json(out, refined)
     click.echo(f"wrote {len(refined)} refined results for {n_images} images to {out}")
-
-
-def refine_results(refiner, images_dir: Path, results: list[dict], infos: dict[int, ImageInfo], pred: Path,
-                   progress_bar: bool = False) -> list[dict[str, Any]]:
-    """COCO results refined image by image, in their order (shared by the command and the Ray shards)."""
-    by_image: dict[int, list[int]] = {}
-    for k, entry in enumerate(results):
-        by_image.setdefault(image_id_of(entry, f"{pred}: entry {k}", infos), []).append(k)
-    refined: list[dict[str, Any] | None] = [None] * len(results)
-    items = progress(by_image.items(), "images") if progress_bar else by_image.items()
-    for image_id, idx in items:
-        info = infos[image_id]
-        image = _load_image(images_dir / info.file_name, info)
-        crops = _decode_crops(results, idx, info, pred, refiner)  # memory: the crops, not N full masks
-        for k, crop, new in zip(idx, crops, refiner.refine_crops(image, crops)):
-            refined[k] = refined_entry(results[k], _paste(new, crop[1], (info.height, info.width)))
-    return refined
-
-
-def _load_image(path: Path, info: ImageInfo) -> np.ndarray:
-    image = read_image(path)
-    if image.shape[:2] != (info.height, info.width):
-        raise ValueError(f"{path}: image is {image.shape[0]}x{image.shape[1]} (HxW) but the image info says "
-                         f"{info.height}x{info.width}")
-    return image
-
-
-def _decode_crops(results: list[dict], idx: list[int], info: ImageInfo, pred: Path, refiner
-                  ) -> list[tuple[np.ndarray, tuple[int, int]]]:
-    crops = []
-    for k in idx:
-        try:
-            mask = decode_segmentation(results[k]["segmentation"], info.height, info.width)
-        except ValueError as err:
-            raise ValueError(f"{pred}: entry {k} (image {info.id}): {err}") from None
-        crops.append(refiner.crop_around(mask))
-    return crops
-
-
-def _paste(crop: np.ndarray, origin: tuple[int, int], hw: tuple[int, int]) -> np.ndarray:
-    """A full-size H x W bool mask holding ``crop`` at ``origin`` (x0, y0)."""
-    full = np.zeros(hw, bool)
-    x0, y0 = origin
-    full[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
-    return full
 
 
 @refine.command("masks")
@@ -157,11 +94,8 @@ def _init_worker(opts: dict) -> None:
 
 def _refine_group(args: tuple[list[tuple[Path, Path]], Path]) -> int:
     group, stage = args
-    refiner = _WORKER["refiner"]
     for image_path, mask_path in group:
-        image, mask = read_image(image_path), read_mask(mask_path)
-        check_same_size(image, mask, image_path, mask_path)
-        write_mask(stage / mask_path.name, refiner.refine(image, mask))
+        refine_mask_file(_WORKER["refiner"], image_path, mask_path, stage / mask_path.name)
     return len(group)
 
 
@@ -226,12 +160,7 @@ def _groups(items: list, size: int) -> list[list]:
 
 
 def _read_pairs(group: list[tuple[Path, Path]]) -> list[tuple[np.ndarray, np.ndarray]]:
-    out = []
-    for image_path, mask_path in group:
-        image, mask = read_image(image_path), read_mask(mask_path)
-        check_same_size(image, mask, image_path, mask_path)
-        out.append((image, mask))
-    return out
+    return [read_pair(image_path, mask_path) for image_path, mask_path in group]
 
 
 @refine.command("semantic")

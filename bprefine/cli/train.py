@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from bprefine.cli.common import Group, check_out_dir, check_out_file, png_files, progress
+from bprefine.cli.common import Group, progress
+from bprefine.data.folders import check_out_dir, check_out_file, png_files
 from bprefine.data.coco import (
     decode_segmentation,
     load_image_info,

@@ -3,6 +3,7 @@
 - ``exclusive``: several disjoint masks refined together, one owner per pixel.
 - ``semantic``: H x W label maps (optionally with per-class probabilities).
 - ``panoptic``: COCO panoptic segment-id maps and their ``segments_info``.
+- ``files``: mask PNGs and COCO results on disk (the command line, its worker processes and Ray share it).
 Instance and class-agnostic masks are the ``Refiner``'s own job (``refine_instances``).
 """
 
