@@ -75,7 +75,7 @@ class OnnxEngine:
                  prebuilt: bytes | None = None) -> None:
         import onnxruntime as ort  # a core dependency; the check in make_engine covers a broken install
 
-        model = prebuilt if prebuilt is not None else _export(net, input_size)
+        model = prebuilt if prebuilt is not None else export_onnx(net, input_size)
         if int8 and prebuilt is None:
             from bprefine.quantize import quantize_int8
 
@@ -96,7 +96,9 @@ class OnnxEngine:
         return torch.from_numpy(self.session.run(None, feeds)[0])
 
 
-def _export(net: torch.nn.Module, input_size: int) -> bytes:
+def export_onnx(net: torch.nn.Module, input_size: int) -> bytes:
+    """``net`` as an ONNX model (opset 17): inputs ``image`` (B,3,S,S) and ``mask`` (B,1,S,S), output
+    ``logits`` (B,1,S,S), batch dimension dynamic. The caller's module is not changed."""
     net = inference_copy(net, torch.device("cpu"))
     s = input_size
     buf = io.BytesIO()

@@ -64,7 +64,7 @@ def export_model(model: RefinementModel, out: str | Path, *, name: str = "model"
     """Write ``model`` into the folder ``out`` (see the module docstring); returns the files written."""
     from safetensors.torch import save_file
 
-    from bprefine.engine import _export
+    from bprefine.engine import export_onnx
 
     out = Path(out)
     written = []
@@ -77,7 +77,7 @@ def export_model(model: RefinementModel, out: str | Path, *, name: str = "model"
         _write(out / fname, text)
         written.append(out / fname)
     if onnx or int8:
-        fp32 = _export(model.net, model.config.input_size)
+        fp32 = export_onnx(model.net, model.config.input_size)
         _write(out / "model.onnx", fp32)
         _write(out / "preprocessing.json", json.dumps(preprocessing(model), indent=2) + "\n")
         written += [out / "model.onnx", out / "preprocessing.json"]

@@ -13,7 +13,7 @@ import argparse
 import hashlib
 import json
 
-from bprefine.engine import _export
+from bprefine.engine import export_onnx
 from bprefine.model import WEIGHTS_DIR, load_model
 from bprefine.quantize import calibration_batches, quantize_int8
 
@@ -23,7 +23,7 @@ def main() -> None:
     ap.add_argument("--name", default="default")
     args = ap.parse_args()
     model = load_model(args.name)
-    data = quantize_int8(_export(model.net, model.config.input_size), calibration_batches(model.config))
+    data = quantize_int8(export_onnx(model.net, model.config.input_size), calibration_batches(model.config))
     (WEIGHTS_DIR / f"{args.name}.int8.onnx").write_bytes(data)
     sha = hashlib.sha256((WEIGHTS_DIR / f"{args.name}.safetensors").read_bytes()).hexdigest()
     (WEIGHTS_DIR / f"{args.name}.int8.json").write_text(json.dumps({"weights_sha256": sha, "format": "QDQ int8",
