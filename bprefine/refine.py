@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -148,9 +148,7 @@ class Refiner:
         for stack in stacks:
             refined = stack.copy()  # one copy of the stack, patched in place
             for mask in refined:
-                acc = next(accs)
-                if acc is not None:
-                    acc.write_into(mask, self.allowed(acc, mask))
+                self._write(next(accs), mask)
             out.append(refined)
         return out
 
@@ -173,16 +171,11 @@ class Refiner:
                                  f"{image.shape[0]} image")
             views.append(image[y0 : y0 + h, x0 : x0 + w])  # a view: no copy of the image
             jobs.append(Job(k, mask))
-        boxes_for = partial(self._boxes, patch=patch)
-        plan = make_plan(views, jobs, boxes_for)
-        accs = run_plan(plan, self.engine, self.config, batch_size=self.batch_size, padding=self.padding,
-                        progress=self.progress)
-        out = []
-        for job, acc in zip(jobs, accs):
-            refined = job.mask.copy()
-            if acc is not None:
-                acc.write_into(refined, self.allowed(acc, refined))
-            out.append(refined)
+        # boxes follow the full image's patch size, so cropping changes nothing
+        accs = self._run(views, jobs, boxes_for=partial(self._boxes, patch=patch))
+        out = [job.mask.copy() for job in jobs]
+        for acc, refined in zip(accs, out):
+            self._write(acc, refined)
         return out
 
     def crop_margin(self, image_hw: tuple[int, int]) -> int:
@@ -255,8 +248,13 @@ class Refiner:
             return np.zeros((0, 4), np.int64)
         return extract_boxes(mask, scheme=self.scheme, patch_size=patch, nms_threshold=self.nms_threshold)
 
-    def _run(self, images: Sequence[np.ndarray], jobs: list[Job], channels: np.ndarray | None = None
-             ) -> list[PatchAccumulator | None]:
-        plan = make_plan(images, jobs, self.boxes_for, channels)
+    def _write(self, acc: PatchAccumulator | None, mask: np.ndarray) -> None:
+        """Overwrite ``mask`` (the coarse mask, in place) with its refined pixels, as the guard allows."""
+        if acc is not None:
+            acc.write_into(mask, self.allowed(acc, mask))
+
+    def _run(self, images: Sequence[np.ndarray], jobs: list[Job], channels: np.ndarray | None = None,
+             boxes_for: Callable[[np.ndarray], np.ndarray] | None = None) -> list[PatchAccumulator | None]:
+        plan = make_plan(images, jobs, boxes_for or self.boxes_for, channels)
         return run_plan(plan, self.engine, self.config, batch_size=self.batch_size, padding=self.padding,
                         progress=self.progress)

@@ -156,7 +156,8 @@ def test_panoptic_commands_share_one_rule(coco, segments, needle, command):
         res = _run("refine", "panoptic", "--images", root / "images", "--pred-json", root / "p.json",
                    "--pred-dir", pan, "--out-json", root / "o.json", "--out-dir", root / "o")
     else:
-        good = _panoptic(root / "g" if (root / "g").mkdir() is None else root, [{"id": 3, "category_id": 1}])
+        (root / "g").mkdir()
+        good = _panoptic(root / "g", [{"id": 3, "category_id": 1}])
         res = _run("eval", "panoptic", "--gt-json", root / "g" / "p.json", "--gt-dir", good,
                    "--pred-json", root / "p.json", "--pred-dir", pan)
     _clean_error(res, needle)
