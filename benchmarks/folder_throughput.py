@@ -1,5 +1,8 @@
 """Images/s when refining a folder of photos: one process with one or all cores, and Ray with 1..N workers.
 
+``bprefine bench`` runs the one-core / all-cores pair on the bundled photos (``bprefine.bench.folder``);
+this script adds the shared photos, one process with all threads, and Ray.
+
     python benchmarks/folder_throughput.py [--data ../shared/data] [--images 104] [--json]
 
 The folder: CCP photos 0701-0804 with their real MediaPipe selfie masks (repeated for more than 104) (the bundled sample photos, repeated,
@@ -20,24 +23,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from bprefine.bench import folder
 
-def _folder(root: Path, data: Path | None, n: int) -> tuple[Path, Path]:
-    images, masks = root / "images", root / "masks"
-    images.mkdir(), masks.mkdir()
+
+def _pairs(data: Path | None) -> list[tuple[Path, Path]]:
     if data is not None and (data / "ccp").is_dir():
-        for k in range(n):  # the 104 held-out photos, repeated under new names for larger folders
-            s = 701 + k % 104
-            shutil.copy(data / "ccp" / "images" / f"{s:04d}.jpg", images / f"{k:05d}.jpg")
-            shutil.copy(data / "ccp" / "coarse_selfie" / f"{s:04d}.png", masks / f"{k:05d}.png")
-        return images, masks
-    from bprefine.demo import SAMPLES
-
-    stems = sorted(p.stem for p in (SAMPLES / "images").glob("*.jpg"))
-    for k in range(n):
-        s = stems[k % len(stems)]
-        shutil.copy(SAMPLES / "images" / f"{s}.jpg", images / f"{k:04d}.jpg")
-        shutil.copy(SAMPLES / "coarse" / f"{s}.png", masks / f"{k:04d}.png")
-    return images, masks
+        ccp = data / "ccp"
+        return [(ccp / "images" / f"{s:04d}.jpg", ccp / "coarse_selfie" / f"{s:04d}.png") for s in range(701, 805)]
+    return folder.sample_pairs()
 
 
 def _run(args: list[str], env: dict[str, str], pin: str | None) -> float:
@@ -58,7 +51,7 @@ def main() -> None:
     report: dict = {"images": args.images, "cores": cores}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        images, masks = _folder(root, args.data if args.data.is_dir() else None, args.images)
+        images, masks = folder.fill_folder(root, _pairs(args.data if args.data.is_dir() else None), args.images)
         base = ["refine", "masks", "--images", str(images), "--masks", str(masks)]
         one = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         report["1 core"] = _run(base + ["--out", str(root / "a")], one, "0")

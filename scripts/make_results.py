@@ -4,7 +4,7 @@
 
 Sections (all on data the model never trained on; simulated coarse inputs use seed 0):
 - ccp:      CCP 0701-0804 person masks; coarse = real MediaPipe selfie masks, real MediaPipe pose masks
-            (transfer: never seen in training), and the ground truth itself (stability); NMS 0.25 vs 0.55.
+            (transfer: never seen in training), and the ground truth itself (stability); NMS 0.1 / 0.25 / 0.55.
 - dsb:      DSB2018 train images 201-300 (training used the first 200), nuclei through the simulated
             Mask R-CNN-like mask head; COCO mask AP, boundary AP, AF, mean boundary IoU.
 - camvid:   CamVid val (101 frames), simulated stride-8/16 semantic predictions; mIoU and boundary F
@@ -52,8 +52,11 @@ HEADLINES: dict = {}  # headline figures of the last run, by domain (read by scr
 WORSE = 0.02  # an instance / segment counts as made worse when its IoU falls by more than 2 points
 
 
+NMS = {"threshold": 0.55}  # the sections' inference NMS threshold (--nms-threshold); the paper's by default
+
+
 def make_refiner(model: str, **kw) -> Refiner:
-    return Refiner(model, **(SETTINGS | kw))
+    return Refiner(model, **({"nms_threshold": NMS["threshold"]} | SETTINGS | kw))
 
 
 def worse_fraction(before: list[float], after: list[float]) -> float:
@@ -94,11 +97,12 @@ def ccp_eval(refiner: Refiner, data: Path, coarse_dir: str | None) -> tuple[dict
 
 
 def section_ccp(model: str, data: Path) -> list[str]:
-    refiner = make_refiner(model, nms_threshold=0.55)
+    refiner = make_refiner(model)
     head = "| coarse input | " + " | ".join(f"{k} before | {k} after" for k in MASK_METRICS) + " | worse |"
     lines = ["## CCP person masks: 104 held-out photos (0701-0804)", "",
              "Percent. mIoU: mean mask IoU; mBIoU: mean boundary IoU (band 2% of the image diagonal, about 20 px "
-             "here); BF1 / BF3: mean boundary F-score at 1 / 3 px. Inference NMS 0.55.", "",
+             "here); BF1 / BF3: mean boundary F-score at 1 / 3 px. "
+             f"Inference NMS {NMS['threshold']}.", "",
              "worse: share of photos whose mask IoU fell by more than 2 points.", "",
              head, "|" + "---|" * (2 + 2 * len(MASK_METRICS))]
     runs = {}
@@ -113,9 +117,9 @@ def section_ccp(model: str, data: Path) -> list[str]:
     lines += ["", "Inference NMS threshold (paper Table 7), selfie masks:", "",
               "| NMS | patches / image | median s / image | " + " | ".join(MASK_METRICS) + " |",
               "|---|---|---|" + "---|" * len(MASK_METRICS)]
-    for thr in (0.25, 0.55):
-        _, a, n, sec = runs["coarse_selfie"] if thr == 0.55 else ccp_eval(make_refiner(model, nms_threshold=thr),
-                                                                          data, "coarse_selfie")
+    for thr in (0.1, 0.25, 0.55):
+        _, a, n, sec = (runs["coarse_selfie"] if thr == NMS["threshold"]
+                        else ccp_eval(make_refiner(model, nms_threshold=thr), data, "coarse_selfie"))
         lines.append(f"| {thr} | {n:.0f} | {sec:.2f} | " + " | ".join(pct(a[k]) for k in MASK_METRICS) + " |")
     return lines + [""]
 
@@ -145,7 +149,7 @@ def _dsb_coco(images: list[dict], gts: list[dict]) -> COCO:
 
 
 def section_dsb(model: str, data: Path) -> list[str]:
-    refiner = make_refiner(model, nms_threshold=0.55)
+    refiner = make_refiner(model)
     images, anns, types = [], [], {}
     preds: dict[str, list[dict]] = {"coarse": [], "refined": [], "gt refined": []}
     ious: dict[str, list[float]] = {"coarse": [], "refined": [], "gt refined": []}
@@ -215,7 +219,7 @@ def _segment_ious(pred: np.ndarray, gt: np.ndarray, n: int, ignore: int) -> dict
 
 
 def section_camvid(model: str, data: Path) -> list[str]:
-    refiner = make_refiner(model, nms_threshold=0.55)
+    refiner = make_refiner(model)
     root = data / "camvid" / "val"
     accs = {k: SemanticAccumulator(11, ignore_index=11) for k in ("coarse", "refined", "gt refined")}
     seconds, seg_b, seg_a = [], [], []
@@ -271,7 +275,7 @@ def coarse_panoptic(ids: np.ndarray, segments: list[dict], key: str) -> np.ndarr
 
 
 def section_panoptic(model: str, data: Path) -> list[str]:
-    refiner = make_refiner(model, nms_threshold=0.55)
+    refiner = make_refiner(model)
     lines = ["## Panoptic: simulated coarse segments", "",
              "PQ and boundary PQ in percent before / after refinement.", "",
              "| data | PQ | PQ_th | PQ_st | PQb |", "|---|---|---|---|---|"]
@@ -327,17 +331,21 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("docs/results.md"))
     ap.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset of " + ",".join(SECTIONS))
     ap.add_argument("--engine", default="auto")
+    ap.add_argument("--nms-threshold", type=float, default=0.55,
+                    help="inference NMS threshold of every section (default: the paper's 0.55)")
     ap.add_argument("--move-limit", type=float, default=None, help="the do-no-harm guard (Refiner move_limit)")
     ap.add_argument("--min-confidence", type=float, default=0.0, help="the guard's logit margin")
     ap.add_argument("--headlines", type=Path, default=None,
                     help="also write the headline figures as JSON (scripts/model_matrix.py builds its table from them)")
     args = ap.parse_args()
+    NMS["threshold"] = args.nms_threshold
     SETTINGS.update(engine=args.engine, move_limit=args.move_limit, min_confidence=args.min_confidence)
     refiner = make_refiner(args.model)
     cfg = refiner.config
     lines = ["# Results", "",
              f"Produced by `python scripts/make_results.py --data ../shared/data --model {args.model}"
              + (f" --engine {args.engine}" if args.engine != "auto" else "")
+             + (f" --nms-threshold {args.nms_threshold}" if args.nms_threshold != 0.55 else "")
              + (f" --move-limit {args.move_limit}" if args.move_limit is not None else "")
              + (f" --min-confidence {args.min_confidence}" if args.min_confidence else "") + "` "
              f"(deterministic: simulated inputs use seed 0; torch {torch.__version__}, {torch.get_num_threads()} "

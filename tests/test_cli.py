@@ -322,9 +322,20 @@ def test_label_map_writer_picks_the_bit_depth(tmp_path):
 
 
 def test_bench_json_reports_engine_and_breakdown():
-    res = _run("bench", "--quick", "--repeats", 1, "--presets", "mobilenet_v2", "--json")
+    from bprefine import densecrf
+
+    res = _run("bench", "--quick", "--repeats", 1, "--presets", "mobilenet_v2", "--folder-images", 4, "--json")
     assert res.exit_code == 0, res.output
     report = json.loads(res.output)
+    if densecrf.available():
+        photos, frame = report["densecrf"]["photos"], report["densecrf"]["street_frame_480x360"]
+        assert photos["images"] == 4 and photos["densecrf_median_s"] > 0 and frame["images"] == 1
+        assert photos["time_ratio"] == pytest.approx(photos["bprefine_median_s"] / photos["densecrf_median_s"], abs=0.02)
+        assert photos["mBIoU_bprefine"] > photos["mBIoU_coarse"] and 0 < frame["mIoU_densecrf"] <= 100
+    else:
+        assert "not installed" in report["densecrf"]["skipped"]
+    folder = report["folder"]
+    assert folder["images"] == 4 and len(folder["runs"]) == 2 and folder["speedup_over_1_core"]["1 core"] == 1.0
     assert report["engine"] in ("onnx-int8", "onnx", "torch")
     city = report["cityscapes_1024x2048"]
     assert city["patches"] >= 100 and set(city["breakdown_ms"]) == {"extraction", "network", "reassembly"}

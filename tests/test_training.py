@@ -237,10 +237,30 @@ def test_imagenet_weights_from_a_file_or_a_wheel(tmp_path, monkeypatch):
 
 
 def test_missing_imagenet_weights_warn_loudly(monkeypatch):
-    from bprefine.training import imagenet
+    from bprefine.training import imagenet, init as init_module
 
     monkeypatch.setattr(imagenet, "imagenet_source", lambda: None)
     config = train_config_from_dict({"imagenet_init": True})
     with pytest.warns(UserWarning, match="RANDOM encoder"):
-        _, init = imagenet.init_net(config)
+        _, init = init_module.init_net(config)
     assert init.startswith("random")
+
+
+def test_init_from_starts_from_the_named_model():
+    from bprefine.model import load_model
+    from bprefine.training.init import init_net
+
+    config = train_config_from_dict({"init_from": "default", "model": {"preset": "mobilenet_v2"}})
+    model, init = init_net(config)
+    reference = load_model("default").net.state_dict()
+    assert init == "fine-tuned from default"
+    assert model.net.training
+    assert all(torch.equal(v, reference[k]) for k, v in model.net.state_dict().items())
+
+
+def test_init_from_rejects_a_different_network():
+    from bprefine.training.init import init_net
+
+    config = train_config_from_dict({"init_from": "default", "model": {"preset": "mobilenet_v2", "input_size": 64}})
+    with pytest.raises(ValueError, match="input_size: config 64 vs model 128"):
+        init_net(config)

@@ -113,14 +113,17 @@ def models(as_json: bool) -> None:
 @click.option("--model", default="default", show_default=True)
 @click.option("--nms-threshold", "--nms-thr", "nms_threshold", type=click.FloatRange(0, 1), default=None,
               help="NMS threshold for the end-to-end figures [the Refiner's default].")
+@click.option("--folder-images", type=click.IntRange(0), default=100, show_default=True,
+              help="Photos in the folder-throughput run (one core against all cores); 0 skips it.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def bench(presets: str | None, repeats: int, quick: bool, engine: str, model: str, nms_threshold: float | None,
-          as_json: bool) -> None:
-    """Time refinement end to end (with the paper's breakdown), the pipeline alone, and each preset."""
+          folder_images: int, as_json: bool) -> None:
+    """Time refinement end to end (with the paper's breakdown) and beside DenseCRF, a folder on one core
+    and on all cores, the pipeline alone, and each preset."""
     from bprefine.bench import run_bench
 
     run_bench(presets=presets.split(",") if presets else None, repeats=repeats, quick=quick, engine=engine,
-              model=model, nms_threshold=nms_threshold, as_json=as_json)
+              model=model, nms_threshold=nms_threshold, folder_images=folder_images, as_json=as_json)
 
 
 for command in (refine, eval_group, analyze, train, patches, simulate):

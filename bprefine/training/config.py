@@ -87,6 +87,7 @@ class TrainConfig:
     val_images: int = 20  # whole images per validation source for boundary IoU before/after
     log_every: int = 20
     imagenet_init: bool = True
+    init_from: str | None = None  # fine-tune: a bundled model name or a model path (overrides imagenet_init)
     workers: int = 2  # processes that build patches
     device: str = "cpu"  # "cuda" trains on GPU (one GPU per process under torchrun)
     augmentation: str = "basic"  # "none", "basic" (flip + photometric) or "strong" (+ colour, stain, blur, noise, JPEG)

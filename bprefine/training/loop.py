@@ -24,7 +24,7 @@ from bprefine.training.cache import load_or_build
 from bprefine.training.checkpoint import resume, save_checkpoint, save_rng
 from bprefine.training.config import TrainConfig
 from bprefine.training.distributed import Dist, init_dist
-from bprefine.training.imagenet import init_net
+from bprefine.training.init import init_net
 from bprefine.training.patchset import PatchSet
 from bprefine.training.provenance import provenance
 from bprefine.training.validation import validate

