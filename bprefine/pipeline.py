@@ -25,6 +25,7 @@ from tqdm import tqdm
 from bprefine.engine import Engine
 from bprefine.model import ModelConfig
 from bprefine.patches import PatchAccumulator, crop_patches
+from bprefine.selection import gradient_magnitude, skip_aligned
 from bprefine.tensors import logits_to_patches, patches_to_tensors
 
 
@@ -63,11 +64,19 @@ BoxesFor = Callable[[np.ndarray], np.ndarray]  # mask (H, W) bool -> boxes_xyxy 
 
 
 def make_plan(images: Sequence[np.ndarray], jobs: list[Job], boxes_for: BoxesFor,
-              channels: np.ndarray | None = None) -> RefinePlan:
-    """Stage 1: boxes and an accumulator per job; patches grouped by box size (one tensor per batch)."""
+              channels: np.ndarray | None = None, *, edge_skip: float | None = None) -> RefinePlan:
+    """Stage 1: boxes and an accumulator per job; patches grouped by box size (one tensor per batch).
+
+    With ``edge_skip``, boxes whose coarse boundary already follows the image's strongest edge
+    (``bprefine.selection``, alignment >= ``edge_skip``) are not refined."""
     plan = RefinePlan(images, jobs, channels=channels)
+    gradients: dict[int, np.ndarray] = {}  # per image, computed once for all its jobs
     for j, job in enumerate(jobs):
         boxes = boxes_for(job.mask)
+        if edge_skip is not None and len(boxes):
+            if job.image not in gradients:
+                gradients[job.image] = gradient_magnitude(images[job.image])
+            boxes = skip_aligned(gradients[job.image], job.mask, boxes, edge_skip)
         plan.accumulators.append(PatchAccumulator.for_boxes(boxes, job.mask.shape) if len(boxes) else None)
         plan.patches += [Patch(j, b) for b in boxes]
     plan.patches.sort(key=lambda p: p.hw)  # only the "instance" scheme has more than one size

@@ -55,8 +55,27 @@ WORSE = 0.02  # an instance / segment counts as made worse when its IoU falls by
 NMS = {"threshold": 0.55}  # the sections' inference NMS threshold (--nms-threshold); the paper's by default
 
 
+class PatchCounter:
+    """An engine wrapper that counts the patches it is given."""
+
+    def __init__(self, engine) -> None:
+        self.engine, self.name, self.patches = engine, engine.name, 0
+
+    def __call__(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        self.patches += image.shape[0]
+        return self.engine(image, mask)
+
+
 def make_refiner(model: str, **kw) -> Refiner:
-    return Refiner(model, **({"nms_threshold": NMS["threshold"]} | SETTINGS | kw))
+    refiner = Refiner(model, **({"nms_threshold": NMS["threshold"]} | SETTINGS | kw))
+    refiner.engine = PatchCounter(refiner.engine)
+    return refiner
+
+
+def counted(refiner: Refiner, fn):
+    """``fn()`` and the number of patches the refiner's network saw while running it."""
+    start = refiner.engine.patches
+    return fn(), refiner.engine.patches - start
 
 
 def worse_fraction(before: list[float], after: list[float]) -> float:
@@ -86,9 +105,9 @@ def ccp_eval(refiner: Refiner, data: Path, coarse_dir: str | None) -> tuple[dict
         gt = read_mask(data / "ccp" / "masks" / f"{name}.png")
         coarse = gt if coarse_dir is None else read_mask(data / "ccp" / coarse_dir / f"{name}.png")
         t = time.perf_counter()
-        refined = refiner.refine(image, coarse)
+        refined, n = counted(refiner, lambda: refiner.refine(image, coarse))
         seconds.append(time.perf_counter() - t)
-        patches.append(len(refiner.boxes_for(coarse)))
+        patches.append(n)
         before.append(mask_scores(coarse, gt))
         after.append(mask_scores(refined, gt))
     worse = worse_fraction([r["mIoU"] for r in before], [r["mIoU"] for r in after])
@@ -110,7 +129,7 @@ def section_ccp(model: str, data: Path) -> list[str]:
                           ("MediaPipe pose (real, never trained on)", "coarse_pose"),
                           ("ground truth (stability)", None)):
         runs[coarse] = b, a, n, sec = ccp_eval(refiner, data, coarse)
-        HEADLINES[f"ccp {coarse or 'gt'}"] = {"before": b, "after": a}
+        HEADLINES[f"ccp {coarse or 'gt'}"] = {"before": b, "after": a, "patches_per_image": n}
         lines.append(f"| {label} | " + " | ".join(f"{pct(b[k])} | **{pct(a[k])}**" for k in MASK_METRICS)
                      + f" | {pct(a['worse'])} |")
         print(label, {k: round(100 * (a[k] - b[k]), 2) for k in MASK_METRICS}, flush=True)
@@ -155,12 +174,14 @@ def section_dsb(model: str, data: Path) -> list[str]:
     ious: dict[str, list[float]] = {"coarse": [], "refined": [], "gt refined": []}
     biou: dict[str, list[float]] = {"coarse": [], "refined": []}
     kind_of: list[str] = []
+    patches: list[int] = []
     for k, entry in enumerate(dsb_items(data, 200, 300)):
         image, gts = dsb_instances(data, entry)
         types[k] = dsb_type(image)
         coarse = np.stack([mask_head(g, rng=rng_for(0, f"{entry['id']}/{j}")) for j, g in enumerate(gts)])
-        outs = {"coarse": coarse, "refined": refiner.refine_instances(image, coarse),
-                "gt refined": refiner.refine_instances(image, gts)}
+        refined, n = counted(refiner, lambda: refiner.refine_instances(image, coarse))
+        patches.append(n)
+        outs = {"coarse": coarse, "refined": refined, "gt refined": refiner.refine_instances(image, gts)}
         images.append({"id": k, "file_name": entry["id"], "height": image.shape[0], "width": image.shape[1]})
         for j, g in enumerate(gts):
             anns.append({"id": len(anns) + 1, "image_id": k, "category_id": 1, "segmentation": encode_mask(g),
@@ -177,7 +198,8 @@ def section_dsb(model: str, data: Path) -> list[str]:
     b, a = evaluate_instances(gt, preds["coarse"]), evaluate_instances(gt, preds["refined"])
     lines = ["## DSB2018 nuclei: 100 held-out images (positions 200-299), simulated Mask R-CNN-like coarse masks", "",
              f"{len(anns)} nuclei. COCO-style figures in percent (every instance scored 1.0, so AP measures mask "
-             "quality only); mBIoU: mean boundary IoU per instance.", "",
+             f"quality only); mBIoU: mean boundary IoU per instance. Inference NMS {NMS['threshold']}: "
+             f"{np.mean(patches):.1f} patches per image.", "",
              "| | " + " | ".join(keys) + " | mBIoU |", "|---|" + "---|" * (len(keys) + 1),
              "| coarse | " + " | ".join(pct(b[k]) for k in keys) + f" | {pct(float(np.mean(biou['coarse'])))} |",
              "| refined | " + " | ".join(f"**{pct(a[k])}**" for k in keys)
@@ -198,7 +220,8 @@ def section_dsb(model: str, data: Path) -> list[str]:
               for n in ("coarse", "refined")}
         iou = {n: np.asarray(v)[sel] for n, v in ious.items()}
         HEADLINES[f"dsb {t}"] = {"AP": (ap["coarse"], ap["refined"]), "worse": worse_fraction(iou["coarse"], iou["refined"]),
-                                 "stability": float(iou["gt refined"].mean())}
+                                 "stability": float(iou["gt refined"].mean()),
+                                 "patches_per_image": float(np.mean([patches[k] for k in sorted(img_ids)]))}
         lines.append(f"| {t} | {len(img_ids)} | {int(sel.sum())} | {pct(ap['coarse'])} | **{pct(ap['refined'])}** | "
                      f"{pct(iou['coarse'].mean())} | **{pct(iou['refined'].mean())}** | "
                      f"{pct(worse_fraction(iou['coarse'], iou['refined']))} | {pct(iou['gt refined'].mean())} |")
@@ -222,13 +245,14 @@ def section_camvid(model: str, data: Path) -> list[str]:
     refiner = make_refiner(model)
     root = data / "camvid" / "val"
     accs = {k: SemanticAccumulator(11, ignore_index=11) for k in ("coarse", "refined", "gt refined")}
-    seconds, seg_b, seg_a = [], [], []
+    seconds, seg_b, seg_a, patches = [], [], [], []
     for path in sorted((root / "images").glob("*.jpg")):
         image, labels = read_image(path), read_label_map(root / "labels" / f"{path.stem}.png")
         coarse = semantic_low_res(labels, num_classes=11, rng=rng_for(0, path.name), ignore_index=11)
         t = time.perf_counter()
-        refined = refiner.refine_semantic(image, coarse, 11, ignore_index=11)
+        refined, n = counted(refiner, lambda: refiner.refine_semantic(image, coarse, 11, ignore_index=11))
         seconds.append(time.perf_counter() - t)
+        patches.append(n)
         for name, pred in (("coarse", coarse), ("refined", refined),
                            ("gt refined", refiner.refine_semantic(image, labels, 11, ignore_index=11))):
             accs[name].add(pred, labels)
@@ -238,11 +262,12 @@ def section_camvid(model: str, data: Path) -> list[str]:
     b, a = accs["coarse"].result(list(CAMVID_CLASSES)), accs["refined"].result(list(CAMVID_CLASSES))
     stab = accs["gt refined"].result(list(CAMVID_CLASSES))
     HEADLINES["camvid"] = {"mIoU": (b["mIoU"], a["mIoU"]), "BF": (b["BF"], a["BF"]), "worse": worse_fraction(seg_b, seg_a),
-                           "stability": stab["mIoU"], "seconds": statistics.median(seconds)}
+                           "stability": stab["mIoU"], "seconds": statistics.median(seconds),
+                           "patches_per_image": float(np.mean(patches))}
     lines = ["## CamVid val: 101 frames, simulated stride-8/16 semantic predictions", "",
              f"Percent. BF: boundary F-score at 1 px, averaged over classes. Median refinement time per 480x360 "
              f"frame: {statistics.median(seconds):.2f} s ({torch.get_num_threads()} threads, engine "
-             f"`{refiner.engine.name}`). worse: share of (frame, class) segments whose IoU fell by more than "
+             f"`{refiner.engine.name}`, NMS {NMS['threshold']}: {np.mean(patches):.1f} patches per frame). worse: share of (frame, class) segments whose IoU fell by more than "
              "2 points; stability: mIoU of the refined ground-truth label maps.", "",
              "| | mIoU | BF | worse | stability |", "|---|---|---|---|---|",
              f"| coarse | {pct(b['mIoU'])} | {pct(b['BF'])} | | |",
@@ -333,19 +358,22 @@ def main() -> None:
     ap.add_argument("--engine", default="auto")
     ap.add_argument("--nms-threshold", type=float, default=0.55,
                     help="inference NMS threshold of every section (default: the paper's 0.55)")
+    ap.add_argument("--edge-skip", type=float, default=None, help="skip edge-aligned boxes (Refiner edge_skip)")
     ap.add_argument("--move-limit", type=float, default=None, help="the do-no-harm guard (Refiner move_limit)")
     ap.add_argument("--min-confidence", type=float, default=0.0, help="the guard's logit margin")
     ap.add_argument("--headlines", type=Path, default=None,
                     help="also write the headline figures as JSON (scripts/model_matrix.py builds its table from them)")
     args = ap.parse_args()
     NMS["threshold"] = args.nms_threshold
-    SETTINGS.update(engine=args.engine, move_limit=args.move_limit, min_confidence=args.min_confidence)
+    SETTINGS.update(engine=args.engine, move_limit=args.move_limit, min_confidence=args.min_confidence,
+                    edge_skip=args.edge_skip)
     refiner = make_refiner(args.model)
     cfg = refiner.config
     lines = ["# Results", "",
              f"Produced by `python scripts/make_results.py --data ../shared/data --model {args.model}"
              + (f" --engine {args.engine}" if args.engine != "auto" else "")
              + (f" --nms-threshold {args.nms_threshold}" if args.nms_threshold != 0.55 else "")
+             + (f" --edge-skip {args.edge_skip}" if args.edge_skip is not None else "")
              + (f" --move-limit {args.move_limit}" if args.move_limit is not None else "")
              + (f" --min-confidence {args.min_confidence}" if args.min_confidence else "") + "` "
              f"(deterministic: simulated inputs use seed 0; torch {torch.__version__}, {torch.get_num_threads()} "

@@ -366,3 +366,21 @@ def test_refine_masks_in_two_processes_writes_the_same_files(tmp_path, model_pat
     assert one.exit_code == 0 and two.exit_code == 0, one.output + two.output
     for f in sorted((tmp_path / "one").iterdir()):
         assert (tmp_path / "two" / f.name).read_bytes() == f.read_bytes()
+
+
+def test_refine_options_reach_the_refiner(tmp_path, model_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir(), masks.mkdir()
+    _write_image(images / "x.jpg", hw=(80, 96))
+    m = np.zeros((80, 96), np.uint8)
+    m[10:70, 20:80] = 255
+    Image.fromarray(m).save(masks / "x.png")
+    base = ("refine", "masks", "--images", images, "--masks", masks, "--model", model_path)
+    assert _run(*base, "--out", tmp_path / "plain").exit_code == 0
+    assert not np.array_equal(np.asarray(Image.open(tmp_path / "plain" / "x.png")), m)  # the net changes pixels
+    res = _run(*base, "--out", tmp_path / "sure", "--min-confidence", 1000)  # no logit is that sure: unchanged
+    assert res.exit_code == 0, res.output
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "sure" / "x.png")), m)
+    res = _run(*base, "--out", tmp_path / "all", "--move-limit", 0.05, "--edge-skip", 0.5, "--nms-threshold", 0.3)
+    assert res.exit_code == 0, res.output
+    assert _run(*base, "--out", tmp_path / "bad", "--edge-skip", 0).exit_code == 2  # outside (0, 1]

@@ -47,19 +47,25 @@ def refiner_options(f):
         click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda."),
         click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
                      help="Inference backend; auto = ONNX Runtime on the CPU when installed."),
+        click.option("--move-limit", type=click.FloatRange(0, min_open=True), default=None,
+                     help="Do-no-harm guard: pixels change only within max(2, LIMIT * sqrt(mask area)) px of the "
+                          "coarse boundary [off]."),
+        click.option("--min-confidence", type=click.FloatRange(0), default=0.0, show_default=True,
+                     help="Do-no-harm guard: a pixel changes only where the mean patch logit is this far from 0."),
+        click.option("--edge-skip", type=click.FloatRange(0, 1, min_open=True), default=None,
+                     help="Skip boxes whose coarse boundary already follows the image's strongest edge "
+                          "(alignment >= this, e.g. 0.5) [off: refine every box]."),
     ]
     for option in reversed(options):
         f = option(f)
     return f
 
 
-def make_refiner(model: str, nms_threshold: float, patch_size: int | None, scheme: str, batch_size: int,
-                 device: str, engine: str):
-    """A Refiner from the options of ``refiner_options``."""
+def make_refiner(**opts):
+    """A Refiner from the options of ``refiner_options`` (named as the Refiner's arguments)."""
     from bprefine.refine import Refiner
 
-    return Refiner(model, device=device, batch_size=batch_size, nms_threshold=nms_threshold,
-                   patch_size=patch_size, scheme=scheme, engine=engine)
+    return Refiner(**opts)
 
 
 def read_ahead(load, items: list, *, depth: int = 2):

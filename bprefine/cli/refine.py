@@ -115,9 +115,8 @@ def _refine_masks_in_processes(pairs: list[tuple[Path, Path]], out: Path, jobs: 
 
 
 def _ray_kwargs(opts: dict) -> dict:
-    return {"model": opts["model"], "device": opts["device"], "batch_size": opts["batch_size"],
-            "nms_threshold": opts["nms_threshold"], "patch_size": opts["patch_size"], "scheme": opts["scheme"],
-            "engine": opts["engine"]}
+    """The Refiner's arguments for the Ray actors: the refine options are named after them."""
+    return dict(opts)
 
 
 def _refine_instances_on_ray(images_dir: Path, pred: Path, image_info: Path, out: Path, address: str,
