@@ -280,14 +280,20 @@ def test_refine_semantic_with_probabilities(tmp_path, model_path):
     assert not (tmp_path / "out2").exists()
 
 
+def _one_pair(root: Path, hw: tuple[int, int], name: str = "x.png") -> tuple[Path, Path, np.ndarray]:
+    """Folders ``root/img`` and ``root/msk`` with one image and a 0/255 mask of a rectangle in its middle."""
+    images, masks = root / "img", root / "msk"
+    images.mkdir(), masks.mkdir()
+    _write_image(images / name, hw=hw)
+    m = np.zeros(hw, np.uint8)
+    m[hw[0] // 8:hw[0] * 7 // 8, hw[1] // 5:hw[1] * 4 // 5] = 255
+    Image.fromarray(m).save(masks / "x.png")
+    return images, masks, m
+
+
 @pytest.mark.parametrize("flag", ["--nms-threshold", "--nms-thr"])
 def test_nms_threshold_option_and_its_alias(tmp_path, model_path, flag):
-    images, masks = tmp_path / "img", tmp_path / "msk"
-    images.mkdir(), masks.mkdir()
-    _write_image(images / "x.png", hw=(40, 50))
-    m = np.zeros((40, 50), np.uint8)
-    m[5:30, 10:40] = 255
-    Image.fromarray(m).save(masks / "x.png")
+    images, masks, _ = _one_pair(tmp_path, (40, 50))
     res = _run("refine", "masks", "--images", images, "--masks", masks, "--out", tmp_path / "o",
                "--model", model_path, flag, 0.3, "--scheme", "grid")
     assert res.exit_code == 0, res.output
@@ -369,12 +375,7 @@ def test_refine_masks_in_two_processes_writes_the_same_files(tmp_path, model_pat
 
 
 def test_refine_options_reach_the_refiner(tmp_path, model_path):
-    images, masks = tmp_path / "images", tmp_path / "masks"
-    images.mkdir(), masks.mkdir()
-    _write_image(images / "x.jpg", hw=(80, 96))
-    m = np.zeros((80, 96), np.uint8)
-    m[10:70, 20:80] = 255
-    Image.fromarray(m).save(masks / "x.png")
+    images, masks, m = _one_pair(tmp_path, (80, 96), "x.jpg")
     base = ("refine", "masks", "--images", images, "--masks", masks, "--model", model_path)
     assert _run(*base, "--out", tmp_path / "plain").exit_code == 0
     assert not np.array_equal(np.asarray(Image.open(tmp_path / "plain" / "x.png")), m)  # the net changes pixels
