@@ -22,7 +22,7 @@ from bprefine.quantize import calibration_batches
 from bprefine.tasks import refine_exclusive, refine_panoptic, refine_semantic
 
 DEFAULT_BATCH_SIZE = 32
-DEFAULT_NMS_THRESHOLD = 0.1  # 39% of the patches of 0.55, the accuracy of 0.25 on every domain (docs/benchmarks.md)
+DEFAULT_NMS_THRESHOLD = 0.1  # 38-45% of the patches of 0.55 at its accuracy on every domain (docs/benchmarks.md)
 DEFAULT_SCHEME = "dense"
 DEFAULT_MIN_AREA = 16
 
@@ -55,9 +55,9 @@ class Refiner:
         batch_size: patches per network call.
         nms_threshold: IoU above which overlapping boundary boxes are suppressed (``"dense"`` scheme);
             between 0.1 and 1, higher keeps more patches (slower; below 0.1 boxes stop overlapping and
-            gaps are covered again, so there are more). Default 0.1: measured on every held-out domain
-            (docs/benchmarks.md) it refines 39% of the patches of the paper's 0.55 and 80% of those of 0.25
-            at the accuracy of 0.25 (person photos, nuclei, street scenes).
+            gaps are covered again, so there are more). Default 0.1: measured on person photos, nuclei and
+            street scenes (docs/benchmarks.md) it refines 38-45% of the patches of the paper's 0.55 and
+            80-95% of those of 0.25, within 0.11 points of either's accuracy.
         patch_size: side of the boundary boxes in image pixels; None takes the model's.
         padding: context added around each box (cropped, never pasted back); None takes the model's.
         scheme: how boxes are chosen, one of ``SCHEMES``: ``"dense"`` (boundary boxes + NMS, the paper's
@@ -76,7 +76,8 @@ class Refiner:
             (0: wherever the network says so).
         edge_skip: skip boxes whose coarse boundary already follows the strongest image edge near it
             (``bprefine.selection``; alignment in [0, 1] at least ``edge_skip``). None (default): refine
-            every box. 0.5 skips about 14% of the boxes on person photos for 0.1 boundary IoU.
+            every box. Measured at 0.5: 14% fewer boxes on person photos for -0.12 boundary IoU, but 47%
+            fewer on nuclei for -3 AP (docs/benchmarks.md), hence off by default.
 
     Patches larger than the image: the patch shrinks to the image's shorter side, but never below a
     quarter of the requested size; below that, crops are edge-padded.

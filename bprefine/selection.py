@@ -8,7 +8,8 @@ by the network. The score of a box is::
 (1: the boundary is on the strongest nearby edge; near 0: it runs through flat colour beside an edge).
 Boxes with ``alignment >= threshold`` are skipped. Measured (docs/benchmarks.md): on person photos it
 predicts the network's change (Spearman -0.68) and skipping by it costs far less accuracy than skipping
-at random, but still some; it is therefore off unless asked for (``Refiner(edge_skip=...)``).
+at random, but still some, and on nuclei much (edge-aligned boundaries still gain); it is therefore off
+unless asked for (``Refiner(edge_skip=...)``).
 
 Conventions: ``image`` H x W x 3 uint8 RGB, ``gradient`` H x W float32, ``mask`` H x W bool,
 ``boxes`` K x 4 ``boxes_xyxy``.

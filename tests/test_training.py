@@ -264,3 +264,35 @@ def test_init_from_rejects_a_different_network():
     config = train_config_from_dict({"init_from": "default", "model": {"preset": "mobilenet_v2", "input_size": 64}})
     with pytest.raises(ValueError, match="input_size: config 64 vs model 128"):
         init_net(config)
+
+
+def test_each_simulator_runs_by_its_name_and_identity_keeps_the_ground_truth(tmp_path):
+    from dataclasses import replace as dc_replace
+
+    from bprefine.simulate import mask_head, rng_for
+    from bprefine.training.sources import load_sample
+
+    source = _synthetic_source(tmp_path, n=1)
+    gt = load_sample(source, "00.png", 0).pairs[0][0]
+    low, head, same = (load_sample(dc_replace(source, simulate=s), "00.png", 0).pairs[0][1]
+                       for s in ("low_res", "mask_head", "identity"))
+    assert np.array_equal(same, gt) and not np.array_equal(low, gt)
+    assert np.array_equal(head, mask_head(gt, rng=rng_for(0, f"{source.gt}/00.png")))
+
+
+def test_identity_for_label_maps_and_simulators_that_do_not_fit_the_kind(tmp_path):
+    from bprefine.training.sources import load_sample
+
+    (tmp_path / "images").mkdir(), (tmp_path / "labels").mkdir()
+    labels = np.zeros((64, 64), np.uint8)
+    labels[20:50, 10:40] = 2
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "images" / "a.png")
+    Image.fromarray(labels).save(tmp_path / "labels" / "a.png")
+    source = SourceConfig(kind="semantic", images=str(tmp_path / "images"), gt=str(tmp_path / "labels"),
+                          simulate="identity", num_classes=3)
+    sample = load_sample(source, "a.png", 0)
+    assert all(np.array_equal(g, c) for g, c in sample.pairs) and len(sample.pairs) == 2
+    with pytest.raises(ValueError, match="does not fit kind 'semantic'"):
+        SourceConfig(kind="semantic", images="i", gt="l", simulate="mask_head", num_classes=3)
+    with pytest.raises(ValueError, match="does not fit kind 'masks'"):
+        SourceConfig(kind="masks", images="i", gt="g", simulate="semantic_low_res")

@@ -14,7 +14,8 @@ from bprefine.model import ModelConfig
 from bprefine.strict import from_mapping
 
 SOURCE_KINDS = ("masks", "instance_png", "coco", "semantic")
-SIMULATORS = ("low_res", "mask_head", "semantic_low_res")
+SIMULATORS = ("low_res", "mask_head", "semantic_low_res", "identity")
+SEMANTIC_SIMULATORS = ("semantic_low_res", "identity")  # semantic sources simulate whole label maps
 AUGMENTATIONS = ("none", "basic", "strong")
 PRECISIONS = ("fp32", "bf16")
 
@@ -29,7 +30,9 @@ class SourceConfig:
       coco          ``gt`` a COCO ground-truth JSON, ``coarse`` a COCO results JSON
       semantic      ``gt`` (and ``coarse``) hold label PNGs; each class mask is an instance
     A predicted instance trains only if its IoU with a ground-truth mask of the same category is > 0.5.
-    Without ``coarse``, ``simulate`` names a simulator (see ``bprefine.simulate``).
+    Without ``coarse``, ``simulate`` names a simulator (see ``bprefine.simulate``): ``low_res`` or
+    ``mask_head`` per mask, ``semantic_low_res`` per label map (semantic sources), or ``identity``: the
+    ground truth is its own coarse input, so the network learns to leave good boundaries where they are.
     """
 
     kind: str
@@ -51,6 +54,10 @@ class SourceConfig:
             raise ValueError(f"source {self.gt}: give exactly one of 'coarse' or 'simulate'")
         if self.simulate is not None and self.simulate not in SIMULATORS:
             raise ValueError(f"simulate must be one of {SIMULATORS}, got {self.simulate!r}")
+        if self.simulate is not None and (self.kind == "semantic") != (self.simulate in SEMANTIC_SIMULATORS) \
+                and self.simulate != "identity":
+            raise ValueError(f"source {self.gt}: simulator {self.simulate!r} does not fit kind {self.kind!r} "
+                             f"(semantic sources take {SEMANTIC_SIMULATORS})")
         if self.kind == "semantic" and not self.num_classes:
             raise ValueError(f"semantic source {self.gt} needs num_classes")
         if self.stems is not None and not re.fullmatch(r"[^-]+-[^-]+", self.stems):

@@ -131,6 +131,15 @@ def _matched_pairs(gt: np.ndarray, gt_cats: list[int], pred: np.ndarray, pred_ca
     return [(gt[g], pred[p]) for p, g in match_to_ground_truth(pred, pred_cats, gt, gt_cats)]
 
 
+def _simulate(source: SourceConfig, gt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The coarse mask the source's simulator makes from one H x W bool ground-truth mask."""
+    if source.simulate == "identity":
+        return gt.copy()
+    if source.simulate == "mask_head":
+        return mask_head(gt, rng=rng)
+    return random_low_res(gt, rng=rng)
+
+
 def load_sample(source: SourceConfig, name: str, seed: int) -> Sample:
     """Read (and, where asked, simulate) one image's training pairs."""
     rng = rng_for(seed, f"{source.gt}/{name}")
@@ -140,17 +149,19 @@ def load_sample(source: SourceConfig, name: str, seed: int) -> Sample:
     image = read_image(Path(source.images) / name)
     if source.kind == "masks":
         gt = read_mask(Path(source.gt) / f"{stem}.png")
-        coarse = read_mask(Path(source.coarse) / f"{stem}.png") if source.coarse else random_low_res(gt, rng=rng)
+        coarse = read_mask(Path(source.coarse) / f"{stem}.png") if source.coarse else _simulate(source, gt, rng)
         return Sample(name, image, [(gt, coarse)])
     if source.kind == "instance_png":
         gt = _instances(read_label_map(Path(source.gt) / f"{stem}.png"))
         if source.coarse is None:
-            return Sample(name, image, [(g, mask_head(g, rng=rng)) for g in gt])
+            return Sample(name, image, [(g, _simulate(source, g, rng)) for g in gt])
         pred = _instances(read_label_map(Path(source.coarse) / f"{stem}.png"))
         return Sample(name, image, _matched_pairs(gt, [0] * len(gt), pred, [0] * len(pred)))
     labels = read_label_map(Path(source.gt) / f"{stem}.png")
     if source.coarse:
         coarse = read_label_map(Path(source.coarse) / f"{stem}.png")
+    elif source.simulate == "identity":
+        coarse = labels.copy()
     else:
         coarse = semantic_low_res(labels, num_classes=source.num_classes, rng=rng, ignore_index=source.ignore_index)
     classes = [c for c in range(source.num_classes) if (coarse == c).any() or (labels == c).any()]
@@ -167,7 +178,7 @@ def _coco_sample(source: SourceConfig, name: str, rng: np.random.Generator) -> S
         if gt_anns else np.zeros((0, info.height, info.width), bool)
     gt_cats = [int(a["category_id"]) for a in gt_anns]
     if source.coarse is None:
-        return Sample(name, image, [(g, mask_head(g, rng=rng)) for g in gt])
+        return Sample(name, image, [(g, _simulate(source, g, rng)) for g in gt])
     preds = _coco_pred(source.coarse).get(info.id, [])
     pred = np.stack([decode_segmentation(p["segmentation"], info.height, info.width) for p in preds]) \
         if preds else np.zeros((0, info.height, info.width), bool)
