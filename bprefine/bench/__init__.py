@@ -44,7 +44,7 @@ def _presets(presets: list[str] | None, sizes: tuple[int, ...], repeats: int) ->
 
 
 def run_bench(*, presets: list[str] | None = None, repeats: int = 5, quick: bool = False, engine: str = "auto",
-              model: str = "default", nms_threshold: float | None = None, folder_images: int = 100,
+              model: str = "default", nms_threshold: float | None = None, folder_images: int = 500,
               as_json: bool = False) -> dict:
     """Run every part and print it (``as_json``: one JSON object); ``folder_images=0`` skips the folder run."""
     thr = DEFAULT_NMS_THRESHOLD if nms_threshold is None else nms_threshold

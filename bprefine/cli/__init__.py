@@ -113,7 +113,7 @@ def models(as_json: bool) -> None:
 @click.option("--model", default="default", show_default=True)
 @click.option("--nms-threshold", "--nms-thr", "nms_threshold", type=click.FloatRange(0, 1), default=None,
               help="NMS threshold for the end-to-end figures [the Refiner's default].")
-@click.option("--folder-images", type=click.IntRange(0), default=100, show_default=True,
+@click.option("--folder-images", type=click.IntRange(0), default=500, show_default=True,
               help="Photos in the folder-throughput run (one core against all cores); 0 skips it.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def bench(presets: str | None, repeats: int, quick: bool, engine: str, model: str, nms_threshold: float | None,
