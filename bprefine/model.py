@@ -97,13 +97,10 @@ def bundled_models() -> list[str]:
 def bundled_int8(name: str) -> bytes | None:
     """The int8 ONNX network shipped beside bundled model ``name`` (``NAME.int8.onnx``), or None when there
     is none or it was made from other weights than the ones shipped (``NAME.int8.json`` records their hash)."""
-    import hashlib
-
     onnx_path, meta_path = WEIGHTS_DIR / f"{name}.int8.onnx", WEIGHTS_DIR / f"{name}.int8.json"
     if not (onnx_path.is_file() and meta_path.is_file()):
         return None
-    weights = hashlib.sha256((WEIGHTS_DIR / f"{name}.safetensors").read_bytes()).hexdigest()
-    if json.loads(meta_path.read_text()).get("weights_sha256") != weights:
+    if json.loads(meta_path.read_text()).get("weights_sha256") != weights_sha256(name):
         return None
     return onnx_path.read_bytes()
 
@@ -117,9 +114,9 @@ def model_card(name: str) -> dict[str, Any]:
             "patch_size": config.patch_size, "iterations": prov.get("iterations"), "recipe": prov.get("recipe", "")}
 
 
-def load_model(name_or_path: str | Path = "default", *, device: str | torch.device = "cpu") -> RefinementModel:
-    """Load a bundled model by name (``"default"``), a model file (``.safetensors`` beside ``.json``), or a
-    folder in the Hugging Face layout (``model.safetensors`` + ``config.json``, see ``bprefine export``)."""
+def model_files(name_or_path: str | Path) -> tuple[Path, Path]:
+    """The (weights, config) files of a bundled model's name, a model file or a Hugging Face folder;
+    FileNotFoundError naming the file when one is missing."""
     if isinstance(name_or_path, str) and name_or_path in bundled_models():
         weights, config_path = _paths(WEIGHTS_DIR / name_or_path)
     elif isinstance(name_or_path, str) and name_or_path == "default":
@@ -129,6 +126,20 @@ def load_model(name_or_path: str | Path = "default", *, device: str | torch.devi
     for p in (weights, config_path):
         if not p.is_file():
             raise FileNotFoundError(f"{p}: model file not found")
+    return weights, config_path
+
+
+def weights_sha256(name_or_path: str | Path) -> str:
+    """SHA-256 (hex) of a model's weights file: which weights a name or path meant at a given time."""
+    import hashlib
+
+    return hashlib.sha256(model_files(name_or_path)[0].read_bytes()).hexdigest()
+
+
+def load_model(name_or_path: str | Path = "default", *, device: str | torch.device = "cpu") -> RefinementModel:
+    """Load a bundled model by name (``"default"``), a model file (``.safetensors`` beside ``.json``), or a
+    folder in the Hugging Face layout (``model.safetensors`` + ``config.json``, see ``bprefine export``)."""
+    weights, config_path = model_files(name_or_path)
     try:
         data = json.loads(config_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:

@@ -371,6 +371,7 @@ def main() -> None:
     cfg = refiner.config
     lines = ["# Results", "",
              f"Produced by `python scripts/make_results.py --data ../shared/data --model {args.model}"
+             + (f" --sections {args.sections}" if args.sections != ",".join(SECTIONS) else "")
              + (f" --engine {args.engine}" if args.engine != "auto" else "")
              + (f" --nms-threshold {args.nms_threshold}" if args.nms_threshold != 0.55 else "")
              + (f" --edge-skip {args.edge_skip}" if args.edge_skip is not None else "")

@@ -253,7 +253,7 @@ def test_init_from_starts_from_the_named_model():
     config = train_config_from_dict({"init_from": "default", "model": {"preset": "mobilenet_v2"}})
     model, init = init_net(config)
     reference = load_model("default").net.state_dict()
-    assert init == "fine-tuned from default"
+    assert init.startswith("fine-tuned from default (weights sha256 ")
     assert model.net.training
     assert all(torch.equal(v, reference[k]) for k, v in model.net.state_dict().items())
 

@@ -47,7 +47,7 @@ def _network_fields(model_config: "ModelConfig") -> dict[str, Any]:
 
 def _from_model(config: "TrainConfig") -> tuple["RefinementModel", str]:
     """The model named by ``config.init_from``, checked against ``config.model``, in training mode."""
-    from bprefine.model import load_model
+    from bprefine.model import load_model, weights_sha256
 
     source = load_model(config.init_from)
     want, have = _network_fields(config.model), _network_fields(source.config)
@@ -56,4 +56,4 @@ def _from_model(config: "TrainConfig") -> tuple["RefinementModel", str]:
         detail = ", ".join(f"{k}: config {a!r} vs model {b!r}" for k, (a, b) in diff.items())
         raise ValueError(f"init_from {config.init_from!r} does not match the model section ({detail})")
     source.net.train()
-    return source, f"fine-tuned from {config.init_from}"
+    return source, f"fine-tuned from {config.init_from} (weights sha256 {weights_sha256(config.init_from)[:16]})"
