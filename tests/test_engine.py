@@ -67,6 +67,9 @@ def test_auto_uses_the_shipped_int8_network_only_while_it_matches_the_weights(tm
     from bprefine import Refiner, model as model_module
 
     assert Refiner("default").engine.name == "onnx-int8"  # shipped beside the bundled default
+    for name in model_module.bundled_models():  # every shipped int8 network matches its weights
+        if (model_module.WEIGHTS_DIR / f"{name}.int8.onnx").is_file():
+            assert model_module.bundled_int8(name) is not None, name
     for f in model_module.WEIGHTS_DIR.glob("default.*"):
         shutil.copy(f, tmp_path / f.name)
     (tmp_path / "default.int8.json").write_text('{"weights_sha256": "stale"}')
