@@ -58,7 +58,7 @@ def table(off: dict, on: dict) -> list[str]:
         if key not in off or key not in on:
             continue
         (b, a), (_, g) = _pair(off, key, figure), _pair(on, key, figure)
-        kept = f"{100 * (g - b) / (a - b):.0f}%" if a > b else "n/a"
+        kept = "n/a" if a <= b else f"{100 * (g - b) / (a - b):.0f}%" + (" (gains more)" if g > a else "")
         lines.append(f"| {label} | {100 * b:.2f} | {100 * a:.2f} | {100 * g:.2f} | {kept} |")
     lines += ["", "| domain | worse, off | worse, on | stability, off | stability, on |", "|---|---|---|---|---|"]
     for label, key in HARM:
