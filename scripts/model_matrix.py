@@ -49,6 +49,22 @@ def row(model: str, h: dict) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def _headlines(spec: str) -> tuple[str, dict]:
+    """A row's model and headline figures from ``a.json`` or ``a.json+b.json`` (runs of one model on
+    different sections, merged; a domain in both is an error)."""
+    merged: dict = {}
+    model = ""
+    for path in spec.split("+"):
+        data = json.loads(Path(path).read_text())
+        model = model or data["model"]
+        both = set(merged) & set(data["headlines"])
+        if both:
+            raise SystemExit(f"{path}: domains {sorted(both)} are already in an earlier file of {spec!r}")
+        for key, v in data["headlines"].items():
+            merged[key] = {kk: tuple(vv) if isinstance(vv, list) else vv for kk, vv in v.items()}
+    return model, merged
+
+
 HEADER = ("| model | CCP selfie mBIoU | BF1 | mIoU | worse % | CCP pose mBIoU | CCP GT stability mIoU | "
           "DSB AP fluorescence | DSB AP stained | DSB AP brightfield | DSB AP all | DSB worse % | "
           "DSB stability IoU | CamVid mIoU | CamVid BF | CamVid worse % | CamVid stability mIoU | "
@@ -59,7 +75,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--models", default="", help="run make_results' sections for these models")
-    ap.add_argument("--rows", default="", help="comma-separated headline JSONs written by make_results --headlines")
+    ap.add_argument("--rows", default="", help="comma-separated headline JSONs written by make_results --headlines; "
+                    "a.json+b.json merges runs of one model on different sections")
     ap.add_argument("--labels", default="", help="comma-separated row labels for --rows [each JSON's model]")
     ap.add_argument("--out", type=Path, default=Path("docs/model_matrix.md"))
     ap.add_argument("--engine", default="auto")
@@ -69,12 +86,9 @@ def main() -> None:
     mr.SETTINGS.update(engine=args.engine, move_limit=args.move_limit, min_confidence=args.min_confidence)
     rows = []
     labels = args.labels.split(",") if args.labels else []
-    for k, path in enumerate(p for p in args.rows.split(",") if p):
-        data = json.loads(Path(path).read_text())
-        headlines = {key: (tuple(v) if isinstance(v, list) else v) for key, v in data["headlines"].items()}
-        headlines = {key: ({kk: tuple(vv) if isinstance(vv, list) else vv for kk, vv in v.items()}
-                           if isinstance(v, dict) else v) for key, v in headlines.items()}
-        rows.append(row(labels[k] if k < len(labels) else data["model"], headlines))
+    for k, spec in enumerate(p for p in args.rows.split(",") if p):
+        model, headlines = _headlines(spec)
+        rows.append(row(labels[k] if k < len(labels) else model, headlines))
     for model in (m for m in args.models.split(",") if m):
         mr.HEADLINES.clear()
         t = time.time()
