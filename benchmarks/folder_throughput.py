@@ -5,9 +5,9 @@ this script adds the shared photos, one process with all threads, and Ray.
 
     python benchmarks/folder_throughput.py [--data ../shared/data] [--images 104] [--json]
 
-The folder: CCP photos 0701-0804 with their real MediaPipe selfie masks (repeated for more than 104) (the bundled sample photos, repeated,
-without the shared data). Each configuration runs in a fresh process; wall time includes model loading,
-decoding and writing, as a user sees it. The single-core run is pinned to one CPU (``taskset``) with one
+The folder: CCP photos 0701-0804 with their real MediaPipe selfie masks, repeated for more than 104 (the
+bundled sample photos, repeated, without the shared data). Each configuration runs in a fresh process; wall
+time includes model loading, decoding and writing, as a user sees it. The single-core run is pinned to one CPU (``taskset``) with one
 thread, so "1 core" means one core.
 """
 
@@ -15,15 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 from bprefine.bench import folder
+from bprefine.bench.folder import time_cli
 
 
 def _pairs(data: Path | None) -> list[tuple[Path, Path]]:
@@ -33,13 +29,6 @@ def _pairs(data: Path | None) -> list[tuple[Path, Path]]:
     return folder.sample_pairs()
 
 
-def _run(args: list[str], env: dict[str, str], pin: str | None) -> float:
-    cmd = ([shutil.which("taskset") or "taskset", "-c", pin] if pin else []) + [sys.executable, "-m", "bprefine.cli", *args]
-    t = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True, env=env)
-    return time.perf_counter() - t
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -47,23 +36,23 @@ def main() -> None:
     ap.add_argument("--ray-workers", default="1,2")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    cores = os.cpu_count() or 1
+    cpus = folder.usable_cpus()
+    cores = len(cpus)
     report: dict = {"images": args.images, "cores": cores}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         images, masks = folder.fill_folder(root, _pairs(args.data if args.data.is_dir() else None), args.images)
         base = ["refine", "masks", "--images", str(images), "--masks", str(masks)]
-        one = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        report["1 core"] = _run(base + ["--out", str(root / "a")], one, "0")
-        report[f"{cores} cores"] = _run(base + ["--out", str(root / "b")], dict(os.environ), None)
-        report[f"{cores} processes (--jobs {cores})"] = _run(base + ["--out", str(root / "c"), "--jobs", str(cores)],
-                                                             dict(os.environ), None)
+        report["1 core"] = time_cli(base + ["--out", str(root / "a")], one_thread=True, pin=cpus[0])
+        report[f"{cores} cores"] = time_cli(base + ["--out", str(root / "b")])
+        report[f"{cores} processes (--jobs {cores})"] = time_cli(base + ["--out", str(root / "c"),
+                                                                         "--jobs", str(cores)])
         try:
             import ray  # noqa: F401
 
             for w in (int(v) for v in args.ray_workers.split(",")):
-                report[f"ray {w} workers"] = _run(base + ["--out", str(root / f"r{w}"), "--ray", "--workers", str(w)],
-                                                  one, None)
+                ray_args = ["--out", str(root / f"r{w}"), "--ray", "--workers", str(w)]
+                report[f"ray {w} workers"] = time_cli(base + ray_args, one_thread=True)
         except ImportError:
             pass
     rows = {k: {"seconds": round(v, 1), "images_per_s": round(args.images / v, 2)}

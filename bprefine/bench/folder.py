@@ -46,14 +46,16 @@ def fill_folder(root: Path, pairs: Sequence[Pair], n: int) -> tuple[Path, Path]:
     return images, masks
 
 
-def _seconds(args: list[str], *, one_core: bool, cpu: int) -> float:
+def time_cli(args: list[str], *, one_thread: bool = False, pin: int | None = None) -> float:
+    """Wall seconds of ``bprefine ARGS`` in a fresh process; ``one_thread`` limits its math libraries to one
+    thread, ``pin`` binds it to that CPU (``taskset``, where it exists)."""
     env = dict(os.environ)
-    pin: list[str] = []
-    if one_core:
+    if one_thread:
         env |= {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        pin = ["taskset", "-c", str(cpu)] if shutil.which("taskset") else []
+    prefix = ["taskset", "-c", str(pin)] if pin is not None and shutil.which("taskset") else []
     t = time.perf_counter()
-    res = subprocess.run(pin + [sys.executable, "-m", "bprefine.cli", *args], capture_output=True, text=True, env=env)
+    res = subprocess.run(prefix + [sys.executable, "-m", "bprefine.cli", *args], capture_output=True, text=True,
+                         env=env)
     if res.returncode != 0:
         raise RuntimeError(f"bprefine {' '.join(args)} failed: {res.stderr.strip().splitlines()[-1:]}")
     return time.perf_counter() - t
@@ -66,9 +68,9 @@ def folder_throughput(pairs: Sequence[Pair], n: int, *, model: str = "default", 
         root = Path(tmp)
         images, masks = fill_folder(root, pairs, n)
         base = ["refine", "masks", "--images", str(images), "--masks", str(masks), "--model", model, "--engine", engine]
-        runs = {"1 core": _seconds(base + ["--out", str(root / "one")], one_core=True, cpu=cpus[0]),
-                f"{len(cpus)} cores (--jobs {len(cpus)})": _seconds(
-                    base + ["--out", str(root / "all"), "--jobs", str(len(cpus))], one_core=False, cpu=cpus[0])}
+        runs = {"1 core": time_cli(base + ["--out", str(root / "one")], one_thread=True, pin=cpus[0]),
+                f"{len(cpus)} cores (--jobs {len(cpus)})": time_cli(
+                    base + ["--out", str(root / "all"), "--jobs", str(len(cpus))])}
     rows = {k: {"seconds": round(v, 2), "images_per_s": round(n / v, 2)} for k, v in runs.items()}
     single = rows["1 core"]["images_per_s"]
     return {"images": n, "cpus": len(cpus), "runs": rows,

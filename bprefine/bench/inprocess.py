@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from bprefine.model import ModelConfig, RefinementModel
 from bprefine.bench import scenes
+from bprefine.model import ModelConfig, RefinementModel
 from bprefine.nets import build_net
 from bprefine.refine import Refiner
 

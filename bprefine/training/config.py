@@ -14,8 +14,9 @@ from bprefine.model import ModelConfig
 from bprefine.strict import from_mapping
 
 SOURCE_KINDS = ("masks", "instance_png", "coco", "semantic")
+MASK_SIMULATORS = ("low_res", "mask_head", "identity")  # per mask: masks, instance_png and coco sources
+SEMANTIC_SIMULATORS = ("semantic_low_res", "identity")  # per label map: semantic sources
 SIMULATORS = ("low_res", "mask_head", "semantic_low_res", "identity")
-SEMANTIC_SIMULATORS = ("semantic_low_res", "identity")  # semantic sources simulate whole label maps
 AUGMENTATIONS = ("none", "basic", "strong")
 PRECISIONS = ("fp32", "bf16")
 
@@ -54,10 +55,10 @@ class SourceConfig:
             raise ValueError(f"source {self.gt}: give exactly one of 'coarse' or 'simulate'")
         if self.simulate is not None and self.simulate not in SIMULATORS:
             raise ValueError(f"simulate must be one of {SIMULATORS}, got {self.simulate!r}")
-        if self.simulate is not None and (self.kind == "semantic") != (self.simulate in SEMANTIC_SIMULATORS) \
-                and self.simulate != "identity":
+        fitting = SEMANTIC_SIMULATORS if self.kind == "semantic" else MASK_SIMULATORS
+        if self.simulate is not None and self.simulate not in fitting:
             raise ValueError(f"source {self.gt}: simulator {self.simulate!r} does not fit kind {self.kind!r} "
-                             f"(semantic sources take {SEMANTIC_SIMULATORS})")
+                             f"(it takes {fitting})")
         if self.kind == "semantic" and not self.num_classes:
             raise ValueError(f"semantic source {self.gt} needs num_classes")
         if self.stems is not None and not re.fullmatch(r"[^-]+-[^-]+", self.stems):
