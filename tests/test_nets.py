@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from bprefine.nets import PRESETS, build_net
+from bprefine.nets.common import Float32Conv2d
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
@@ -64,3 +67,29 @@ def test_use_mask_false_has_no_mask_gradient(preset):
     mask = torch.randn(2, 1, 64, 64, requires_grad=True)
     net(torch.randn(2, 3, 64, 64), mask).sum().backward()
     assert mask.grad is None or mask.grad.abs().sum() == 0
+
+
+def test_depthwise_convs_compute_in_float32_under_autocast() -> None:
+    """Float32Conv2d: float32 arithmetic under CPU bf16 autocast, bf16 out; plain Conv2d otherwise."""
+    torch.manual_seed(0)
+    conv = Float32Conv2d(8, 8, 3, 2, 1, groups=8, bias=False)
+    plain = nn.Conv2d(8, 8, 3, 2, 1, groups=8, bias=False)
+    plain.load_state_dict(conv.state_dict())  # same keys and shapes
+    x = torch.randn(2, 8, 16, 16).to(torch.bfloat16).requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = conv(x)
+    assert y.dtype == torch.bfloat16
+    expected = F.conv2d(x.detach().float(), conv.weight.detach(), stride=2, padding=1, groups=8).to(torch.bfloat16)
+    assert torch.equal(y, expected)
+    y.float().sum().backward()
+    assert x.grad is not None and x.grad.dtype == torch.bfloat16 and conv.weight.grad.dtype == torch.float32
+    x32 = torch.randn(2, 8, 16, 16)
+    assert torch.equal(conv(x32), plain(x32))
+
+
+def test_mobilenet_depthwise_layers_are_float32_convs() -> None:
+    net = build_net("mobilenet_v2")
+    depthwise = [m for m in net.modules() if isinstance(m, nn.Conv2d) and m.groups > 1]
+    assert depthwise and all(isinstance(m, Float32Conv2d) for m in depthwise)
+    dense = [m for m in net.modules() if isinstance(m, nn.Conv2d) and m.groups == 1]
+    assert dense and not any(isinstance(m, Float32Conv2d) for m in dense)

@@ -7,13 +7,36 @@ import torch.nn.functional as F
 from torch import nn
 
 
+class Float32Conv2d(nn.Conv2d):
+    """A Conv2d that computes in float32 under CPU autocast (and returns the input's dtype, as autocast
+    would), and exactly as ``nn.Conv2d`` otherwise.
+
+    Used for depthwise convolutions: on CPUs with AVX512-bf16, oneDNN's bf16 backward of a depthwise
+    convolution is several times slower than the float32 one (stride 2, 96 channels at 64 x 64, batch 32:
+    165 ms against 45 ms on one thread; ``benchmarks/train_speed.py`` measures the whole step; keeping
+    the result in float32 measured slower, since the casts then move to the wider tensors). Its
+    parameters and state-dict keys are those of ``nn.Conv2d``, so weights move freely between the two.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            with torch.autocast("cpu", enabled=False):
+                return super().forward(x.float()).to(x.dtype)
+        return super().forward(x)
+
+
 def conv_bn_relu(
     cin: int, cout: int, *, kernel: int = 3, stride: int = 1, dilation: int = 1, groups: int = 1,
     relu6: bool = False,
 ) -> nn.Sequential:
-    """Conv2d + BatchNorm + ReLU, as a Sequential so state-dict keys read ``<name>.0`` / ``<name>.1``."""
+    """Conv2d + BatchNorm + ReLU, as a Sequential so state-dict keys read ``<name>.0`` / ``<name>.1``.
+
+    A depthwise convolution (``groups == cin == cout``) is a ``Float32Conv2d``.
+    """
     pad = dilation * (kernel - 1) // 2
-    conv = nn.Conv2d(cin, cout, kernel, stride, pad, dilation=dilation, groups=groups, bias=False)
+    depthwise = groups > 1 and groups == cin == cout
+    conv_class = Float32Conv2d if depthwise else nn.Conv2d
+    conv = conv_class(cin, cout, kernel, stride, pad, dilation=dilation, groups=groups, bias=False)
     act = nn.ReLU6(inplace=True) if relu6 else nn.ReLU(inplace=True)
     return nn.Sequential(conv, nn.BatchNorm2d(cout), act)
 
