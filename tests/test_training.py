@@ -217,6 +217,25 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     load_model(tmp_path / "run" / "final")
 
 
+def test_imagenet_encoder_ships_with_the_package(monkeypatch):
+    """The bundled encoder fills every encoder tensor of mobilenet_v2 (RGB filters of the first conv)."""
+    from bprefine.model import ModelConfig, RefinementModel
+    from bprefine.training import imagenet
+    from bprefine.training.init import init_net
+
+    monkeypatch.delenv(imagenet.ENV, raising=False)
+    assert imagenet.imagenet_source() == imagenet.BUNDLED
+    state = imagenet.imagenet_mobilenet_v2()
+    net = RefinementModel.untrained(ModelConfig(preset="mobilenet_v2")).net
+    encoder = {k for k in net.state_dict() if k.startswith("features.")}
+    assert set(state) == encoder
+    model, init = init_net(train_config_from_dict({"imagenet_init": True, "model": {"preset": "mobilenet_v2"}}))
+    assert init == f"imagenet mobilenet_v2 ({len(encoder)} tensors)"
+    own = model.net.state_dict()
+    assert torch.equal(own["features.0.0.weight"][:, :3], state["features.0.0.weight"])
+    assert all(torch.equal(own[k], v) for k, v in state.items() if k != "features.0.0.weight")
+
+
 def test_imagenet_weights_from_a_file_or_a_wheel(tmp_path, monkeypatch):
     import zipfile
 

