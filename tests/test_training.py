@@ -280,9 +280,21 @@ def test_init_from_starts_from_the_named_model():
 def test_init_from_rejects_a_different_network():
     from bprefine.training.init import init_net
 
-    config = train_config_from_dict({"init_from": "default", "model": {"preset": "mobilenet_v2", "input_size": 64}})
-    with pytest.raises(ValueError, match="input_size: config 64 vs model 128"):
+    config = train_config_from_dict({"init_from": "default", "model": {"preset": "mobilenet_v2", "use_mask": False}})
+    with pytest.raises(ValueError, match="use_mask: config False vs model True"):
         init_net(config)
+    config = train_config_from_dict({"init_from": "default", "model": {"preset": "hrnet_w18_small"}})
+    with pytest.raises(ValueError, match="preset: config 'hrnet_w18_small' vs model 'mobilenet_v2'"):
+        init_net(config)
+
+
+def test_init_from_may_change_the_patch_geometry():
+    from bprefine.training.init import init_net
+
+    config = train_config_from_dict({"init_from": "default", "model": {"preset": "mobilenet_v2", "patch_size": 32}})
+    model, init = init_net(config)
+    assert model.config.patch_size == 32 and model.config.input_size == 128
+    assert init.endswith(", patch_size 64 -> 32")
 
 
 def test_each_simulator_runs_by_its_name_and_identity_keeps_the_ground_truth(tmp_path):

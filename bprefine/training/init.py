@@ -18,7 +18,8 @@ def init_net(config: "TrainConfig") -> tuple["RefinementModel", str]:
     """A fresh network for ``config`` (seeded) and a note on its initialisation.
 
     With ``init_from`` (a bundled model name or a model path) the whole network starts from that model,
-    whose network fields (preset, sizes, normalisation) must equal ``config.model``'s. Otherwise, with
+    whose network fields (preset, mask input, normalisation) must equal ``config.model``'s; the patch
+    geometry (``patch_size``, ``input_size``, ``padding``) may change, and the note says from what. Otherwise, with
     ``imagenet_init`` the MobileNetV2 encoder starts from ImageNet weights (shipped with the package;
     ``bprefine.training.imagenet``); when they cannot be found, training starts from random weights and
     a warning says so.
@@ -42,13 +43,16 @@ def init_net(config: "TrainConfig") -> tuple["RefinementModel", str]:
     return model, f"imagenet mobilenet_v2 ({load_imagenet_mobilenet_v2(model.net, state)} tensors)"
 
 
+GEOMETRY = ("patch_size", "input_size", "padding")  # fields a fine-tune may change: the weights do not depend on them
+
+
 def _network_fields(model_config: "ModelConfig") -> dict[str, Any]:
-    return {k: v for k, v in model_config.to_json().items() if k != "provenance"}
+    return {k: v for k, v in model_config.to_json().items() if k != "provenance" and k not in GEOMETRY}
 
 
 def _from_model(config: "TrainConfig") -> tuple["RefinementModel", str]:
     """The model named by ``config.init_from``, checked against ``config.model``, in training mode."""
-    from bprefine.model import load_model, weights_sha256
+    from bprefine.model import RefinementModel, load_model, weights_sha256
 
     source = load_model(config.init_from)
     want, have = _network_fields(config.model), _network_fields(source.config)
@@ -57,4 +61,7 @@ def _from_model(config: "TrainConfig") -> tuple["RefinementModel", str]:
         detail = ", ".join(f"{k}: config {a!r} vs model {b!r}" for k, (a, b) in diff.items())
         raise ValueError(f"init_from {config.init_from!r} does not match the model section ({detail})")
     source.net.train()
-    return source, f"fine-tuned from {config.init_from} (weights sha256 {weights_sha256(config.init_from)[:16]})"
+    note = f"fine-tuned from {config.init_from} (weights sha256 {weights_sha256(config.init_from)[:16]})"
+    moved = [f"{k} {getattr(source.config, k)} -> {getattr(config.model, k)}" for k in GEOMETRY
+             if getattr(source.config, k) != getattr(config.model, k)]
+    return RefinementModel(config.model, source.net), note + (f", {', '.join(moved)}" if moved else "")
