@@ -10,7 +10,7 @@ Conventions used throughout:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -264,6 +264,7 @@ class PatchAccumulator:
     origin_xy: tuple[int, int]
     logit_sum: np.ndarray  # (h, w) float32
     count: np.ndarray  # (h, w) uint16
+    boxes_xyxy: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int64))  # in image pixels
 
     @classmethod
     def for_boxes(cls, boxes_xyxy: np.ndarray, image_hw: tuple[int, int]) -> "PatchAccumulator":
@@ -271,7 +272,7 @@ class PatchAccumulator:
         x0, y0 = max(int(boxes_xyxy[:, 0].min()), 0), max(int(boxes_xyxy[:, 1].min()), 0)
         x1, y1 = min(int(boxes_xyxy[:, 2].max()), w), min(int(boxes_xyxy[:, 3].max()), h)
         shape = (y1 - y0, x1 - x0)
-        return cls((x0, y0), np.zeros(shape, np.float32), np.zeros(shape, np.uint16))
+        return cls((x0, y0), np.zeros(shape, np.float32), np.zeros(shape, np.uint16), np.asarray(boxes_xyxy))
 
     def add(self, box_xyxy: np.ndarray, logits: np.ndarray) -> None:
         """Add one patch's logits, shaped like ``box_xyxy`` (its part outside the buffer is dropped)."""
@@ -306,6 +307,28 @@ class PatchAccumulator:
         inside = cv2.distanceTransform(crop, cv2.DIST_L2, 3)  # to the nearest background pixel
         outside = cv2.distanceTransform(1 - crop, cv2.DIST_L2, 3)  # to the nearest foreground pixel
         return np.where(crop > 0, inside, outside) <= max_move
+
+    def moved_boxes(self, coarse: np.ndarray, min_move: float) -> np.ndarray:
+        """(h, w) bool over this buffer: the union of the boxes in which refinement moves the boundary of
+        the H x W ``coarse`` mask by at least ``min_move`` px on average, read as changed pixels per
+        contour pixel (``boundary_map`` counts both sides of the contour, so half of its pixels).
+
+        A box whose coarse boundary is already right sees only sub-pixel disagreement and stays as it
+        was; a box the network redraws keeps its changes (where boxes overlap, the moved one wins).
+        """
+        crop = self.region(coarse).astype(bool)
+        covered = self.count > 0
+        changed = covered & ((self.logit_sum > 0) != crop)
+        edge = boundary_map(crop)
+        out = np.zeros(crop.shape, bool)
+        ox, oy = self.origin_xy
+        for x0, y0, x1, y1 in self.boxes_xyxy:
+            rows = slice(max(int(y0) - oy, 0), max(int(y1) - oy, 0))
+            cols = slice(max(int(x0) - ox, 0), max(int(x1) - ox, 0))
+            contour = max(np.count_nonzero(edge[rows, cols]) / 2.0, 1.0)
+            if np.count_nonzero(changed[rows, cols]) >= min_move * contour:
+                out[rows, cols] = True
+        return out
 
     def apply(self, coarse: np.ndarray) -> np.ndarray:
         """The refined mask: mean logit > 0 (probability > 0.5) where covered, ``coarse`` elsewhere."""

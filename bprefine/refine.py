@@ -74,6 +74,9 @@ class Refiner:
             px of the coarse boundary (area of that mask); None: no distance bound.
         min_confidence: a pixel changes only where the mean patch logit is at least this far from 0
             (0: wherever the network says so).
+        min_move: a box's changes are kept only where refinement moves the coarse boundary in it by at
+            least this many pixels on average (changed pixels per contour pixel): sub-pixel disagreement
+            with a boundary that is already right is dropped. 0 (default): off.
         edge_skip: skip boxes whose coarse boundary already follows the strongest image edge near it
             (``bprefine.selection``; alignment in [0, 1] at least ``edge_skip``). None (default): refine
             every box. Measured at 0.5: 14% fewer boxes on person photos for -0.12 boundary IoU, but 47%
@@ -98,6 +101,7 @@ class Refiner:
         min_area: int = DEFAULT_MIN_AREA,
         move_limit: float | None = None,
         min_confidence: float = 0.0,
+        min_move: float = 0.0,
         edge_skip: float | None = None,
     ) -> None:
         if scheme not in SCHEMES:
@@ -112,9 +116,9 @@ class Refiner:
             raise ValueError(f"padding must be at least 0, got {padding}")
         if edge_skip is not None and not 0.0 < edge_skip <= 1.0:
             raise ValueError(f"edge_skip must lie in (0, 1], got {edge_skip}")
-        if min_area < 0 or (move_limit is not None and move_limit <= 0) or min_confidence < 0:
+        if min_area < 0 or (move_limit is not None and move_limit <= 0) or min_confidence < 0 or min_move < 0:
             raise ValueError(f"bad guard settings: min_area={min_area}, move_limit={move_limit}, "
-                             f"min_confidence={min_confidence}")
+                             f"min_confidence={min_confidence}, min_move={min_move}")
         self.device = resolve_device(device)
         self.model = model if isinstance(model, RefinementModel) else load_model(model, device=self.device)
         shipped_int8 = bundled_int8(model) if isinstance(model, str) and model in bundled_models() else None
@@ -130,6 +134,7 @@ class Refiner:
         self.min_area = min_area
         self.move_limit = move_limit
         self.min_confidence = min_confidence
+        self.min_move = min_move
         self.edge_skip = edge_skip
 
     @property
@@ -240,6 +245,9 @@ class Refiner:
         if self.min_confidence > 0:
             sure = np.abs(acc.mean_logits()[0]) >= self.min_confidence
             allowed = sure if allowed is None else allowed & sure
+        if self.min_move > 0:
+            moved = acc.moved_boxes(coarse, self.min_move)
+            allowed = moved if allowed is None else allowed & moved
         return allowed
 
     def patch_for(self, image_hw: tuple[int, int]) -> int:

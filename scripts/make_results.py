@@ -5,7 +5,7 @@
 Sections (all on data the model never trained on; simulated coarse inputs use seed 0):
 - ccp:      CCP 0701-0804 person masks; coarse = real MediaPipe selfie masks, real MediaPipe pose masks
             (transfer: never seen in training), and the ground truth itself (stability); NMS 0.1 / 0.25 / 0.55.
-- dsb:      DSB2018 train images 201-300 (training used the first 200), nuclei through the simulated
+- dsb:      DSB2018 train images 201-300 (held out by every recipe in configs/), nuclei through the simulated
             Mask R-CNN-like mask head; COCO mask AP, boundary AP, AF, mean boundary IoU.
 - camvid:   CamVid val (101 frames), simulated stride-8/16 semantic predictions; mIoU and boundary F
             (1 px) overall and per class, and the refinement time per frame.
@@ -361,12 +361,13 @@ def main() -> None:
     ap.add_argument("--edge-skip", type=float, default=None, help="skip edge-aligned boxes (Refiner edge_skip)")
     ap.add_argument("--move-limit", type=float, default=None, help="the do-no-harm guard (Refiner move_limit)")
     ap.add_argument("--min-confidence", type=float, default=0.0, help="the guard's logit margin")
+    ap.add_argument("--min-move", type=float, default=0.0, help="the guard's minimum mean boundary move (px)")
     ap.add_argument("--headlines", type=Path, default=None,
                     help="also write the headline figures as JSON (scripts/model_matrix.py builds its table from them)")
     args = ap.parse_args()
     NMS["threshold"] = args.nms_threshold
     SETTINGS.update(engine=args.engine, move_limit=args.move_limit, min_confidence=args.min_confidence,
-                    edge_skip=args.edge_skip)
+                    min_move=args.min_move, edge_skip=args.edge_skip)
     refiner = make_refiner(args.model)
     cfg = refiner.config
     lines = ["# Results", "",
@@ -376,7 +377,8 @@ def main() -> None:
              + (f" --nms-threshold {args.nms_threshold}" if args.nms_threshold != 0.55 else "")
              + (f" --edge-skip {args.edge_skip}" if args.edge_skip is not None else "")
              + (f" --move-limit {args.move_limit}" if args.move_limit is not None else "")
-             + (f" --min-confidence {args.min_confidence}" if args.min_confidence else "") + "` "
+             + (f" --min-confidence {args.min_confidence}" if args.min_confidence else "")
+             + (f" --min-move {args.min_move}" if args.min_move else "") + "` "
              f"(deterministic: simulated inputs use seed 0; torch {torch.__version__}, {torch.get_num_threads()} "
              f"CPU threads, engine `{refiner.engine.name}`).",
              f"Model: `{args.model}` ({cfg.preset}, input {cfg.input_size}, patch {cfg.patch_size}); see "

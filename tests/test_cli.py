@@ -382,6 +382,9 @@ def test_refine_options_reach_the_refiner(tmp_path, model_path):
     res = _run(*base, "--out", tmp_path / "sure", "--min-confidence", 1000)  # no logit is that sure: unchanged
     assert res.exit_code == 0, res.output
     assert np.array_equal(np.asarray(Image.open(tmp_path / "sure" / "x.png")), m)
+    res = _run(*base, "--out", tmp_path / "still", "--min-move", 1000)  # no box moves that far: unchanged
+    assert res.exit_code == 0, res.output
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "still" / "x.png")), m)
     res = _run(*base, "--out", tmp_path / "all", "--move-limit", 0.05, "--edge-skip", 0.5, "--nms-threshold", 0.3)
     assert res.exit_code == 0, res.output
     assert _run(*base, "--out", tmp_path / "bad", "--edge-skip", 0).exit_code == 2  # outside (0, 1]

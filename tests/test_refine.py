@@ -109,6 +109,29 @@ def test_min_confidence_keeps_the_coarse_mask_where_the_network_is_unsure(rng):
     assert not np.array_equal(sure.refine_instances(image, masks), masks)
 
 
+class GrowNet(torch.nn.Module):
+    """Grows the coarse mask by ``px`` input pixels (max pooling): every boundary moves out evenly."""
+
+    def __init__(self, px: int) -> None:
+        super().__init__()
+        self.px = px
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.max_pool2d(mask, 2 * self.px + 1, stride=1, padding=self.px)
+
+
+def test_min_move_keeps_only_boxes_whose_boundary_really_moves(rng):
+    image = _image(rng, 80, 80)
+    mask = np.zeros((80, 80), bool)
+    mask[25:55, 20:60] = True
+    grow_one_px = model_with(GrowNet(8), patch_size=16)  # 16-px boxes at input 128: 8 input px = 1 image px
+    free = Refiner(grow_one_px).refine(image, mask)
+    kept = Refiner(grow_one_px, min_move=0.5).refine(image, mask)
+    dropped = Refiner(grow_one_px, min_move=2.0).refine(image, mask)
+    assert np.array_equal(kept, free) and free.sum() > mask.sum() and (free >= mask).all()
+    assert np.array_equal(dropped, mask)
+
+
 @pytest.mark.parametrize("patch, hw, expected", [(64, (40, 300), 40), (64, (10, 300), 16), (1000, (275, 418), 275),
                                                  (64, (100, 100), 64)])
 def test_patches_larger_than_the_image_shrink(patch, hw, expected):
