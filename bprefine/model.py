@@ -34,6 +34,7 @@ class ModelConfig:
     image_std: tuple[float, float, float] = IMAGENET_STD
     mask_mean: float = 0.5
     mask_std: float = 0.5
+    min_move: float = 0.0  # the do-no-harm guard this model is measured best with (Refiner's min_move default)
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -45,6 +46,8 @@ class ModelConfig:
             raise ValueError(f"patch_size must be at least 4, got {self.patch_size}")
         if self.padding < 0:
             raise ValueError(f"padding must be at least 0, got {self.padding}")
+        if not self.min_move >= 0:
+            raise ValueError(f"min_move must be at least 0, got {self.min_move}")
         if self.mask_std <= 0 or min(self.image_std) <= 0:
             raise ValueError(f"image_std and mask_std must be positive, got {self.image_std} / {self.mask_std}")
 

@@ -361,7 +361,8 @@ def main() -> None:
     ap.add_argument("--edge-skip", type=float, default=None, help="skip edge-aligned boxes (Refiner edge_skip)")
     ap.add_argument("--move-limit", type=float, default=None, help="the do-no-harm guard (Refiner move_limit)")
     ap.add_argument("--min-confidence", type=float, default=0.0, help="the guard's logit margin")
-    ap.add_argument("--min-move", type=float, default=0.0, help="the guard's minimum mean boundary move (px)")
+    ap.add_argument("--min-move", type=float, default=None,
+                    help="the guard's minimum mean boundary move in px (default: the model's; 0: off)")
     ap.add_argument("--headlines", type=Path, default=None,
                     help="also write the headline figures as JSON (scripts/model_matrix.py builds its table from them)")
     args = ap.parse_args()
@@ -378,9 +379,9 @@ def main() -> None:
              + (f" --edge-skip {args.edge_skip}" if args.edge_skip is not None else "")
              + (f" --move-limit {args.move_limit}" if args.move_limit is not None else "")
              + (f" --min-confidence {args.min_confidence}" if args.min_confidence else "")
-             + (f" --min-move {args.min_move}" if args.min_move else "") + "` "
+             + (f" --min-move {args.min_move}" if args.min_move is not None else "") + "` "
              f"(deterministic: simulated inputs use seed 0; torch {torch.__version__}, {torch.get_num_threads()} "
-             f"CPU threads, engine `{refiner.engine.name}`).",
+             f"CPU threads, engine `{refiner.engine.name}`, guard min_move {refiner.min_move}).",
              f"Model: `{args.model}` ({cfg.preset}, input {cfg.input_size}, patch {cfg.patch_size}); see "
              "docs/model_card.md. Bold: after refinement.", ""]
     for name in args.sections.split(","):

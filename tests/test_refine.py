@@ -130,6 +130,9 @@ def test_min_move_keeps_only_boxes_whose_boundary_really_moves(rng):
     dropped = Refiner(grow_one_px, min_move=2.0).refine(image, mask)
     assert np.array_equal(kept, free) and free.sum() > mask.sum() and (free >= mask).all()
     assert np.array_equal(dropped, mask)
+    guarded_model = model_with(GrowNet(8), patch_size=16, min_move=2.0)  # a model that ships with the guard on
+    assert Refiner(guarded_model).min_move == 2.0 and np.array_equal(Refiner(guarded_model).refine(image, mask), mask)
+    assert np.array_equal(Refiner(guarded_model, min_move=0).refine(image, mask), free)
 
 
 @pytest.mark.parametrize("patch, hw, expected", [(64, (40, 300), 40), (64, (10, 300), 16), (1000, (275, 418), 275),

@@ -52,9 +52,9 @@ def refiner_options(f):
                           "coarse boundary [off]."),
         click.option("--min-confidence", type=click.FloatRange(0), default=0.0, show_default=True,
                      help="Do-no-harm guard: a pixel changes only where the mean patch logit is this far from 0."),
-        click.option("--min-move", type=click.FloatRange(0), default=0.0, show_default=True,
+        click.option("--min-move", type=click.FloatRange(0), default=None,
                      help="Do-no-harm guard: keep a box's changes only where they move its coarse boundary by at "
-                          "least this many px on average (e.g. 0.5)."),
+                          "least this many px on average; 0: off [the model's: 0.5 for people, else off]."),
         click.option("--edge-skip", type=click.FloatRange(0, 1, min_open=True), default=None,
                      help="Skip boxes whose coarse boundary already follows the image's strongest edge "
                           "(alignment >= this, e.g. 0.5) [off: refine every box]."),

@@ -44,10 +44,11 @@ def init_net(config: "TrainConfig") -> tuple["RefinementModel", str]:
 
 
 GEOMETRY = ("patch_size", "input_size", "padding")  # fields a fine-tune may change: the weights do not depend on them
+INFERENCE = ("min_move", "provenance")  # settings that travel with a model but say nothing about its weights
 
 
 def _network_fields(model_config: "ModelConfig") -> dict[str, Any]:
-    return {k: v for k, v in model_config.to_json().items() if k != "provenance" and k not in GEOMETRY}
+    return {k: v for k, v in model_config.to_json().items() if k not in INFERENCE and k not in GEOMETRY}
 
 
 def _from_model(config: "TrainConfig") -> tuple["RefinementModel", str]:
