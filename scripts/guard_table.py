@@ -17,6 +17,8 @@ import json
 import re
 from pathlib import Path
 
+from model_matrix import merged_headlines
+
 GAINS = [  # (row label, headline key, figure)
     ("CCP selfie, mean boundary IoU", "ccp coarse_selfie", "mBIoU"),
     ("CCP selfie, BF1", "ccp coarse_selfie", "BF1"),
@@ -71,21 +73,27 @@ def table(off: dict, on: dict) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--off", type=Path, required=True, help="headlines without the guard")
-    ap.add_argument("--on", type=Path, required=True, help="headlines with the guard")
+    ap.add_argument("--off", required=True, help="headlines without the guard (a.json or a.json+b.json)")
+    ap.add_argument("--on", required=True, help="headlines with the guard (a.json or a.json+b.json)")
+    ap.add_argument("--title", default="Do no harm: the guard, off and on")
     args = ap.parse_args()
-    off, on = (json.loads(p.read_text()) for p in (args.off, args.on))
-    off_cmd, on_cmd = (_command(d["command"]) for d in (off, on))
-    print("\n".join(["## Do no harm: the guard, off and on", "",
-                     f"Guard off: `{off_cmd}`; guard on: `{on_cmd}` (tables: `python scripts/guard_table.py "
-                     f"--off {args.off.as_posix()} --on {args.on.as_posix()}`).", ""]
-                    + table(off["headlines"], on["headlines"])))
+    (_, off), (_, on) = merged_headlines(args.off), merged_headlines(args.on)
+    off_cmd, on_cmd = (_commands(spec) for spec in (args.off, args.on))
+    print("\n".join([f"## {args.title}", "",
+                     f"Guard off: {off_cmd}; guard on: {on_cmd} (tables: `python scripts/guard_table.py "
+                     f"--off {args.off} --on {args.on}`).", ""]
+                    + table(off, on)))
 
 
-def _command(line: str) -> str:
-    """The make_results command inside the "Produced by `...`" line of a headlines JSON."""
-    found = re.search(r"`(python scripts/make_results\.py[^`]*)`", line)
-    return found.group(1) if found else line
+def _commands(spec: str) -> str:
+    """The make_results commands (in backticks, joined by "then") inside the "Produced by `...`" lines of
+    the headline JSONs of ``spec``."""
+    found = []
+    for path in spec.split("+"):
+        line = json.loads(Path(path).read_text())["command"]
+        match = re.search(r"`(python scripts/make_results\.py[^`]*)`", line)
+        found.append(f"`{match.group(1) if match else line}`")
+    return " then ".join(found)
 
 
 if __name__ == "__main__":

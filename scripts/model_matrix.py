@@ -49,7 +49,7 @@ def row(model: str, h: dict) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def _headlines(spec: str) -> tuple[str, dict]:
+def merged_headlines(spec: str) -> tuple[str, dict]:
     """A row's model and headline figures from ``a.json`` or ``a.json+b.json`` (runs of one model on
     different sections, merged; a domain in both is an error)."""
     merged: dict = {}
@@ -82,12 +82,14 @@ def main() -> None:
     ap.add_argument("--engine", default="auto")
     ap.add_argument("--move-limit", type=float, default=None)
     ap.add_argument("--min-confidence", type=float, default=0.0)
+    ap.add_argument("--min-move", type=float, default=None, help="the guard's min_move [each model's]")
     args = ap.parse_args()
-    mr.SETTINGS.update(engine=args.engine, move_limit=args.move_limit, min_confidence=args.min_confidence)
+    mr.SETTINGS.update(engine=args.engine, move_limit=args.move_limit, min_confidence=args.min_confidence,
+                       min_move=args.min_move)
     rows = []
     labels = args.labels.split(",") if args.labels else []
     for k, spec in enumerate(p for p in args.rows.split(",") if p):
-        model, headlines = _headlines(spec)
+        model, headlines = merged_headlines(spec)
         rows.append(row(labels[k] if k < len(labels) else model, headlines))
     for model in (m for m in args.models.split(",") if m):
         mr.HEADLINES.clear()
