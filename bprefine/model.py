@@ -114,7 +114,8 @@ def model_card(name: str) -> dict[str, Any]:
                                    where=str(WEIGHTS_DIR / f"{name}.json"))
     prov = config.provenance
     return {"name": name, "card": prov.get("card", ""), "preset": config.preset, "input_size": config.input_size,
-            "patch_size": config.patch_size, "iterations": prov.get("iterations"), "recipe": prov.get("recipe", "")}
+            "patch_size": config.patch_size, "min_move": config.min_move, "iterations": prov.get("iterations"),
+            "recipe": prov.get("recipe", "")}
 
 
 def model_files(name_or_path: str | Path) -> tuple[Path, Path]:

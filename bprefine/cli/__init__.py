@@ -102,7 +102,8 @@ def models(as_json: bool) -> None:
         click.echo(json.dumps(cards))
         return
     for c in cards:
-        click.echo(f"{c['name']:<10} {c['preset']}, input {c['input_size']}, patch {c['patch_size']}: {c['card']}")
+        guard = f", guard min_move {c['min_move']}" if c["min_move"] else ""
+        click.echo(f"{c['name']:<10} {c['preset']}, input {c['input_size']}, patch {c['patch_size']}{guard}: {c['card']}")
 
 
 @main.command()
