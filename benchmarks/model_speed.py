@@ -1,0 +1,60 @@
+"""Seconds per image of several models on held-out DSB2018 nuclei, alternating model by model.
+
+    python benchmarks/model_speed.py --models nuclei,default [--data ../shared/data] [--limit 20] [--engine auto]
+
+Each model refines the ground-truth instances of the same held-out images (positions 200-299; the time
+depends on the boxes, not on how good the masks are); medians over the images, the models taking turns
+on every image so that they share the machine's state. Prints boxes per image too, since a model's patch
+size decides how many boxes an image needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from bprefine import Refiner
+
+
+def held_out_images(data: Path, limit: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(image H x W x 3 uint8, instances K x H x W bool) of the first ``limit`` held-out DSB images."""
+    names = sorted(p.name for p in (data / "dsb2018/train/images").glob("*.png"))[200:300][:limit]
+    out = []
+    for name in names:
+        image = np.asarray(Image.open(data / "dsb2018/train/images" / name).convert("RGB"))
+        labels = np.asarray(Image.open(data / "dsb2018/train/instances" / name))
+        ids = [i for i in np.unique(labels) if i != 0]
+        out.append((image, np.stack([labels == i for i in ids]) if ids else np.zeros((0, *labels.shape), bool)))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="nuclei,default")
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--limit", type=int, default=20)
+    ap.add_argument("--engine", default="auto")
+    args = ap.parse_args()
+    names = args.models.split(",")
+    refiners = {n: Refiner(n, engine=args.engine) for n in names}
+    images = held_out_images(args.data, args.limit)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    boxes: dict[str, list[int]] = {n: [] for n in names}
+    for image, masks in images:
+        for n, r in refiners.items():
+            t = time.perf_counter()
+            r.refine_instances(image, masks)
+            times[n].append(time.perf_counter() - t)
+            boxes[n].append(sum(len(r.boxes_for(m)) for m in masks))
+    for n, r in refiners.items():
+        print(f"{n}: engine {r.engine.name}, patch {r.patch_size}, {statistics.mean(boxes[n]):.1f} boxes/image, "
+              f"median {statistics.median(times[n]):.3f} s/image over {len(images)} images")
+
+
+if __name__ == "__main__":
+    main()
