@@ -12,25 +12,22 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from bprefine import Refiner
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from make_results import dsb_instances, dsb_items  # noqa: E402  (the held-out split, read one way)
+
 
 def held_out_images(data: Path, limit: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(image H x W x 3 uint8, instances K x H x W bool) of the first ``limit`` held-out DSB images."""
-    names = sorted(p.name for p in (data / "dsb2018/train/images").glob("*.png"))[200:300][:limit]
-    out = []
-    for name in names:
-        image = np.asarray(Image.open(data / "dsb2018/train/images" / name).convert("RGB"))
-        labels = np.asarray(Image.open(data / "dsb2018/train/instances" / name))
-        ids = [i for i in np.unique(labels) if i != 0]
-        out.append((image, np.stack([labels == i for i in ids]) if ids else np.zeros((0, *labels.shape), bool)))
-    return out
+    """(image H x W x 3 uint8, instances K x H x W bool) of the first ``limit`` held-out DSB images, read as
+    scripts/make_results.py reads them."""
+    return [dsb_instances(data, entry) for entry in dsb_items(data, 200, 300)[:limit]]
 
 
 def main() -> None:
