@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Collection, Sequence
 
 import numpy as np
 import torch
@@ -217,15 +217,18 @@ class Refiner:
         """Refine an H x W label map; see ``bprefine.tasks.semantic.refine_semantic``."""
         return refine_semantic(self, image, labels, num_classes, ignore_index, probs=probs)
 
-    def refine_panoptic(self, image: np.ndarray, segment_ids: np.ndarray, segments_info: list[dict]
-                        ) -> tuple[np.ndarray, list[dict]]:
-        """Refine a panoptic id map and its ``segments_info``; see ``bprefine.tasks.panoptic.refine_panoptic``."""
-        return refine_panoptic(self, image, segment_ids, segments_info)
+    def refine_panoptic(self, image: np.ndarray, segment_ids: np.ndarray, segments_info: list[dict],
+                        things: Collection[int] | None = None) -> tuple[np.ndarray, list[dict]]:
+        """Refine a panoptic id map and its ``segments_info`` (``things``: the thing category ids, unless
+        each segment says ``isthing``); see ``bprefine.tasks.panoptic.refine_panoptic``."""
+        return refine_panoptic(self, image, segment_ids, segments_info, things)
 
     def refine_exclusive(self, image: np.ndarray, masks: np.ndarray, *, fixed: np.ndarray | None = None,
-                         channels: np.ndarray | None = None) -> np.ndarray:
+                         channels: np.ndarray | None = None, priority: np.ndarray | None = None,
+                         release: bool = False) -> np.ndarray:
         """One owner per pixel for K disjoint masks; see ``bprefine.tasks.exclusive.refine_exclusive``."""
-        return refine_exclusive(self, image, masks, fixed=fixed, channels=channels)
+        return refine_exclusive(self, image, masks, fixed=fixed, channels=channels, priority=priority,
+                                release=release)
 
     def accumulate(self, image: np.ndarray, masks: np.ndarray, *, channels: np.ndarray | None = None
                    ) -> list[PatchAccumulator | None]:

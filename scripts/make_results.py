@@ -9,7 +9,7 @@ Sections (all on data the model never trained on; simulated coarse inputs use se
             Mask R-CNN-like mask head; COCO mask AP, boundary AP, AF, mean boundary IoU.
 - camvid:   CamVid val (101 frames), simulated stride-8/16 semantic predictions; mIoU and boundary F
             (1 px) overall and per class, and the refinement time per frame.
-- panoptic: the two COCO panoptic samples and DSB images 201-220 as things-plus-background panoptic
+- panoptic: the two COCO panoptic samples, DSB images 201-220 and CCP 0701-0804 as things-plus-background panoptic
             predictions, each segment through the mask-head / low-resolution simulator; PQ and boundary PQ.
 """
 
@@ -301,17 +301,28 @@ def coarse_panoptic(ids: np.ndarray, segments: list[dict], key: str) -> np.ndarr
 
 def section_panoptic(model: str, data: Path) -> list[str]:
     refiner = make_refiner(model)
-    lines = ["## Panoptic: simulated coarse segments", "",
-             "PQ and boundary PQ in percent before / after refinement.", "",
-             "| data | PQ | PQ_th | PQ_st | PQb |", "|---|---|---|---|---|"]
+    lines = ["## Panoptic: simulated and real coarse segments", "",
+             "PQ and boundary PQ in percent before / after refinement, under both rules of "
+             "`Refiner.refine_panoptic`: all segments equal (the default), and things refined as instances "
+             "over the stuff (`things=` / `--categories`). CCP: the real selfie mask as one person thing on "
+             "one background stuff segment.", "",
+             "| data | rule | PQ | PQ_th | PQ_st | PQb |", "|---|---|---|---|---|---|"]
     root = data / "samples" / "coco_panoptic_panopticapi"
     cats = {c["id"]: c for c in json.loads((root / "panoptic_coco_categories.json").read_text())}
-    coco_rows = _panoptic_rows(refiner, cats, _coco_panoptic_items(root, cats))
-    dsb_rows = _panoptic_rows(refiner, {1: {"id": 1, "isthing": 1}, 2: {"id": 2, "isthing": 0}},
-                              _dsb_panoptic_items(data))
-    HEADLINES["panoptic dsb"] = {"PQ": (dsb_rows[0]["PQ"], dsb_rows[1]["PQ"]), "PQb": (dsb_rows[0]["PQb"], dsb_rows[1]["PQb"])}
-    for label, (b, a) in (("COCO panoptic samples (2 images)", coco_rows), ("DSB2018 201-220 (nuclei + background)", dsb_rows)):
-        lines.append(f"| {label} | " + " | ".join(f"{pct(b[k])} / **{pct(a[k])}**" for k in ("PQ", "PQ_th", "PQ_st", "PQb")) + " |")
+    two = {1: {"id": 1, "isthing": 1}, 2: {"id": 2, "isthing": 0}}
+    sets = (("COCO panoptic samples (2 images)", cats, lambda: _coco_panoptic_items(root, cats)),
+            ("DSB2018 201-220 (nuclei + background)", two, lambda: _dsb_panoptic_items(data)),
+            ("CCP 0701-0804 (person + background)", two, lambda: _ccp_panoptic_items(data)))
+    for label, categories, items in sets:
+        things = {c for c, info in categories.items() if info["isthing"]}
+        b, a = _panoptic_rows(refiner, categories, items(), None)
+        _, t = _panoptic_rows(refiner, categories, items(), things)
+        for rule, after in (("all equal", a), ("things over stuff", t)):
+            lines.append(f"| {label} | {rule} | " + " | ".join(f"{pct(b[k])} / **{pct(after[k])}**"
+                                                              for k in ("PQ", "PQ_th", "PQ_st", "PQb")) + " |")
+        if label.startswith("DSB"):
+            HEADLINES["panoptic dsb"] = {"PQ": (b["PQ"], a["PQ"]), "PQb": (b["PQb"], a["PQb"])}
+            HEADLINES["panoptic dsb things"] = {"PQ": (b["PQ"], t["PQ"]), "PQb": (b["PQb"], t["PQb"])}
     return lines + [""]
 
 
@@ -335,12 +346,27 @@ def _dsb_panoptic_items(data: Path):
         yield entry["id"], image, ids, segs
 
 
-def _panoptic_rows(refiner: Refiner, cats: dict, items) -> tuple[dict, dict]:
+def _ccp_panoptic_items(data: Path):
+    """CCP held-out photos as background (id 1, stuff category 2) + person (id 2, thing category 1), with
+    the real selfie mask as the coarse map (``coarse`` in the yielded tuple)."""
+    segs = [{"id": 1, "category_id": 2, "iscrowd": 0, "isthing": 0},
+            {"id": 2, "category_id": 1, "iscrowd": 0, "isthing": 1}]
+    for i in range(701, 805):
+        name = f"{i:04d}"
+        image = read_image(data / "ccp" / "images" / f"{name}.jpg")
+        gt = read_mask(data / "ccp" / "masks" / f"{name}.png")
+        coarse = read_mask(data / "ccp" / "coarse_selfie" / f"{name}.png")
+        yield name, image, np.where(gt, 2, 1).astype(np.int64), segs, np.where(coarse, 2, 1).astype(np.int64)
+
+
+def _panoptic_rows(refiner: Refiner, cats: dict, items, things: set[int] | None) -> tuple[dict, dict]:
+    """(before, after) PQ figures; ``items`` yield (key, image, ids, segments[, coarse ids]): without a
+    coarse map one is simulated (``coarse_panoptic``)."""
     acc_b, acc_a = PanopticAccumulator(cats), PanopticAccumulator(cats)
-    for key, image, ids, segs in items:
-        coarse = coarse_panoptic(ids, segs, key)
+    for key, image, ids, segs, *given in items:
+        coarse = given[0] if given else coarse_panoptic(ids, segs, key)
         pred_segs = [{"id": s["id"], "category_id": s["category_id"]} for s in segs if (coarse == s["id"]).any()]
-        refined, refined_segs = refiner.refine_panoptic(image, coarse, pred_segs)
+        refined, refined_segs = refiner.refine_panoptic(image, coarse, pred_segs, things)
         acc_b.add(ids, segs, coarse, pred_segs)
         acc_a.add(ids, segs, refined, refined_segs)
     return acc_b.result(), acc_a.result()

@@ -45,30 +45,31 @@ def row(model: str, h: dict) -> str:
     cells += [get(lambda: f"{100 * h['dsb all']['worse']:.1f}"), get(lambda: f"{100 * h['dsb all']['stability']:.1f}")]
     cells += [get(lambda: _ba(h["camvid"]["mIoU"])), get(lambda: _ba(h["camvid"]["BF"])),
               get(lambda: f"{100 * h['camvid']['worse']:.1f}"), get(lambda: f"{100 * h['camvid']['stability']:.1f}")]
-    cells += [get(lambda: _ba(h["panoptic dsb"]["PQ"])), get(lambda: _ba(h["panoptic dsb"]["PQb"]))]
+    cells += [get(lambda: _ba(h["panoptic dsb"]["PQ"])), get(lambda: _ba(h["panoptic dsb"]["PQb"])),
+              get(lambda: _ba(h["panoptic dsb things"]["PQ"])), get(lambda: _ba(h["panoptic dsb things"]["PQb"]))]
     return "| " + " | ".join(cells) + " |"
 
 
 def merged_headlines(spec: str) -> tuple[str, dict]:
     """A row's model and headline figures from ``a.json`` or ``a.json+b.json`` (runs of one model on
-    different sections, merged; a domain in both is an error)."""
+    different sections, merged; a domain in both must have the same figures in both, else an error)."""
     merged: dict = {}
     model = ""
     for path in spec.split("+"):
         data = json.loads(Path(path).read_text())
         model = model or data["model"]
-        both = set(merged) & set(data["headlines"])
-        if both:
-            raise SystemExit(f"{path}: domains {sorted(both)} are already in an earlier file of {spec!r}")
         for key, v in data["headlines"].items():
-            merged[key] = {kk: tuple(vv) if isinstance(vv, list) else vv for kk, vv in v.items()}
+            figures = {kk: tuple(vv) if isinstance(vv, list) else vv for kk, vv in v.items()}
+            if merged.get(key, figures) != figures:
+                raise SystemExit(f"{path}: domain {key!r} differs from an earlier file of {spec!r}")
+            merged[key] = figures
     return model, merged
 
 
 HEADER = ("| model | CCP selfie mBIoU | BF1 | mIoU | worse % | CCP pose mBIoU | CCP GT stability mIoU | "
           "DSB AP fluorescence | DSB AP stained | DSB AP brightfield | DSB AP all | DSB worse % | "
           "DSB stability IoU | CamVid mIoU | CamVid BF | CamVid worse % | CamVid stability mIoU | "
-          "panoptic PQ | panoptic PQb |")
+          "panoptic PQ | panoptic PQb | panoptic PQ, things over stuff | PQb, things over stuff |")
 
 
 def main() -> None:

@@ -233,6 +233,19 @@ def test_refine_panoptic_round_trip(tmp_path, model_path):
     info = json.loads((tmp_path / "o.json").read_text())["annotations"][0]["segments_info"]
     assert np.array_equal(out_ids == 0, ids == 0)
     assert {s["id"]: s["area"] for s in info} == {v: int((out_ids == v).sum()) for v in (7, 300) if (out_ids == v).any()}
+    # things over stuff, from a categories file
+    (tmp_path / "c.json").write_text(json.dumps([{"id": 1, "isthing": 1}, {"id": 100, "isthing": 0}]))
+    res = _run("refine", "panoptic", "--images", images, "--pred-json", tmp_path / "p.json", "--pred-dir", pan,
+               "--out-json", tmp_path / "t.json", "--out-dir", tmp_path / "t", "--model", model_path,
+               "--categories", tmp_path / "c.json")
+    assert res.exit_code == 0, res.output
+    assert np.array_equal(rgb_to_id(np.asarray(Image.open(tmp_path / "t" / "x.png").convert("RGB"))) == 0, ids == 0)
+    (tmp_path / "c.json").write_text(json.dumps([{"id": 1}]))
+    res = _run("refine", "panoptic", "--images", images, "--pred-json", tmp_path / "p.json", "--pred-dir", pan,
+               "--out-json", tmp_path / "u.json", "--out-dir", tmp_path / "u", "--model", model_path,
+               "--categories", tmp_path / "c.json")
+    _assert_clean_error(res, "c.json", "isthing")
+    assert not (tmp_path / "u").exists() and not (tmp_path / "u.json").exists()
 
 
 def test_eval_panoptic_with_baseline(tmp_path):

@@ -176,3 +176,87 @@ def test_one_hot_probabilities_equal_binary_masks(rng):
     refiner = Refiner(model_with(IdentityNet()), patch_size=16)
     assert np.array_equal(refiner.refine_semantic(image, labels, 4, probs=probs),
                           refiner.refine_semantic(image, labels, 4))
+
+
+class BrightNet(torch.nn.Module):
+    """Ignores the mask: foreground wherever the image is bright, whatever segment it is asked about."""
+
+    def forward(self, image, mask):
+        return torch.where(image[:, :1] > 0, 4.0, -4.0)
+
+
+def _thing_on_stuff():
+    """A bright square (the true thing) under a coarse thing mask 3 px too large, on one stuff segment."""
+    image = np.zeros((64, 64, 3), np.uint8)
+    image[20:40, 20:40] = 255
+    ids = np.full((64, 64), 1, np.int64)
+    ids[17:43, 17:43] = 2
+    ids[0:3, :] = 0  # void
+    segs = [{"id": 1, "category_id": 10}, {"id": 2, "category_id": 20}]
+    return image, ids, segs
+
+
+def test_things_over_stuff_is_instance_refinement():
+    image, ids, segs = _thing_on_stuff()
+    refiner = Refiner(model_with(BrightNet()), patch_size=16)
+    out, info = refiner.refine_panoptic(image, ids, segs, things={20})
+    alone = refiner.refine(image, ids == 2)
+    assert np.array_equal(out == 2, alone & (ids != 0))
+    assert np.array_equal(out == 2, image[..., 0] > 0)  # the thing's rejected rim went to the stuff
+    assert np.array_equal(out == 0, ids == 0) and set(np.unique(out)) == {0, 1, 2}
+    # All segments equal: the stuff, refined as an object, claims the bright square as confidently as
+    # the thing does and takes part of it, while the thing keeps its coarse rim, which nobody claims.
+    equal, _ = refiner.refine_panoptic(image, ids, segs)
+    bright = image[..., 0] > 0
+    assert np.all(equal[(ids == 2) & ~bright] == 2) and np.any(equal[bright] == 1)
+
+
+def test_stuff_never_takes_a_things_pixel(rng):
+    ids, segs = _panoptic_case()
+    image = rng.integers(0, 256, (*ids.shape, 3), dtype=np.uint8)
+    out, _ = Refiner(model_with(ConstantNet(3.0)), patch_size=16).refine_panoptic(image, ids, segs, things={1})
+    assert np.all(out[ids == 1000] == 1000)  # every claim is equally sure: the thing keeps its pixels
+    assert (out == 1000).sum() > (ids == 1000).sum()  # and takes the stuff its patches cover
+    assert np.array_equal(out == 0, ids == 0)
+    out, _ = Refiner(model_with(IdentityNet()), patch_size=16).refine_panoptic(image, ids, segs, things={1})
+    assert np.array_equal(out, ids)
+
+
+def test_hand_across_gives_pixels_to_the_nearest_heir():
+    from bprefine.tasks.exclusive import hand_across
+
+    owner = np.zeros((5, 9), np.int32)
+    owner[:, 3:6] = 1
+    owner[:, 6:] = 2
+    pixels = np.zeros_like(owner, bool)
+    pixels[:, 3:6] = True  # all of owner 1 rejected
+    out = hand_across(owner, pixels, np.array([True, False, True]))
+    assert np.array_equal(out[:, 3], [0] * 5) and np.array_equal(out[:, 5], [2] * 5)
+    assert set(np.unique(out[:, 4])) <= {0, 2}
+    out = hand_across(owner, pixels, np.array([False, False, False]))  # no heir: nothing moves
+    assert np.array_equal(out, owner)
+    owner[:, :3] = -1  # no mask there: never an heir
+    out = hand_across(owner, pixels, np.array([True, False, True]))
+    assert np.all(out[:, 3:6] == 2)
+
+
+def test_priority_needs_one_value_per_mask(rng):
+    masks = np.zeros((2, 20, 20), bool)
+    masks[0, :10], masks[1, 10:] = True, True
+    image = np.zeros((20, 20, 3), np.uint8)
+    with pytest.raises(ValueError, match="one value per mask"):
+        Refiner(model_with(IdentityNet())).refine_exclusive(image, masks, priority=np.array([1, 0, 0]))
+
+
+def test_thing_ids_from_a_categories_json(tmp_path):
+    from bprefine.data.panoptic import load_thing_ids
+
+    cats = [{"id": 1, "isthing": 1}, {"id": 7, "isthing": 0}, {"id": 9, "isthing": 1}]
+    (tmp_path / "c.json").write_text(json.dumps(cats))
+    (tmp_path / "gt.json").write_text(json.dumps({"annotations": [], "categories": cats}))
+    assert load_thing_ids(tmp_path / "c.json") == load_thing_ids(tmp_path / "gt.json") == {1, 9}
+    for bad, needle in (([{"id": 1}], "categories\\[0\\]"), ({"x": 1}, "non-empty list"),
+                        ([{"id": "1", "isthing": 1}], "categories\\[0\\]"), ([{"id": 1, "isthing": 2}], "isthing")):
+        (tmp_path / "b.json").write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match=needle):
+            load_thing_ids(tmp_path / "b.json")

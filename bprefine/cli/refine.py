@@ -216,13 +216,17 @@ def _load_probs(path: Path) -> np.ndarray:
 @click.option("--pred-dir", type=click.Path(path_type=Path), required=True, help="Its PNG folder.")
 @click.option("--out-json", type=click.Path(path_type=Path), required=True)
 @click.option("--out-dir", type=click.Path(path_type=Path), required=True)
+@click.option("--categories", "categories_json", type=click.Path(path_type=Path), default=None,
+              help="COCO categories JSON (or a panoptic ground-truth JSON) whose 'isthing' marks the things: "
+                   "things are then refined as instances over the stuff (see docs/results.md).")
 @refiner_options
 def refine_panoptic_cmd(images_dir: Path, pred_json: Path, pred_dir: Path, out_json: Path, out_dir: Path,
-                        **opts) -> None:
+                        categories_json: Path | None, **opts) -> None:
     """Refine COCO-format panoptic predictions (also Cityscapes panoptic): PNG ids + segments_info."""
     from bprefine.data.images import safe_name
-    from bprefine.data.panoptic import load_panoptic_json, read_panoptic_png, write_panoptic_png
+    from bprefine.data.panoptic import load_panoptic_json, load_thing_ids, read_panoptic_png, write_panoptic_png
 
+    things = None if categories_json is None else load_thing_ids(categories_json)
     data, anns = load_panoptic_json(pred_json)
     check_out_dir(out_dir, pred_dir, images_dir)
     check_out_file(out_json, pred_json)
@@ -237,7 +241,7 @@ def refine_panoptic_cmd(images_dir: Path, pred_json: Path, pred_dir: Path, out_j
             image, ids = read_image(image_path), read_panoptic_png(png)
             check_same_size(image, ids, image_path, png)
             try:
-                new_ids, segments = refiner.refine_panoptic(image, ids, ann["segments_info"])
+                new_ids, segments = refiner.refine_panoptic(image, ids, ann["segments_info"], things)
             except ValueError as err:
                 raise ValueError(f"{png}: {err}") from None
             write_panoptic_png(stage / ann["file_name"], new_ids)

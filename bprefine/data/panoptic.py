@@ -57,6 +57,24 @@ def load_panoptic_json(path: str | Path) -> tuple[dict, list[dict]]:
     return data, anns
 
 
+def load_thing_ids(path: str | Path) -> set[int]:
+    """The thing category ids of a COCO categories JSON: a list of categories, or an object with a
+    ``categories`` list (a panoptic ground-truth JSON), each with an integer ``id`` and ``isthing`` 0/1."""
+    path = Path(path)
+    data = load_json(path)
+    cats = data.get("categories") if isinstance(data, dict) else data
+    if not isinstance(cats, list) or not cats:
+        raise ValueError(f"{path}: expected a non-empty list of categories (or an object with 'categories')")
+    things = set()
+    for k, c in enumerate(cats):
+        ok = isinstance(c, dict) and isinstance(c.get("id"), int) and not isinstance(c.get("id"), bool)
+        if not ok or c.get("isthing") not in (0, 1):
+            raise ValueError(f"{path}: categories[{k}] needs an integer 'id' and 'isthing' 0 or 1, got {c!r}")
+        if c["isthing"]:
+            things.add(c["id"])
+    return things
+
+
 def rgb_to_id(rgb: np.ndarray) -> np.ndarray:
     """COCO panoptic PNG (H x W x 3) to segment ids: R + 256 G + 256^2 B."""
     rgb = rgb.astype(np.int64)
