@@ -219,8 +219,8 @@ class Refiner:
 
     def refine_panoptic(self, image: np.ndarray, segment_ids: np.ndarray, segments_info: list[dict],
                         things: Collection[int] | None = None) -> tuple[np.ndarray, list[dict]]:
-        """Refine a panoptic id map and its ``segments_info`` (``things``: the thing category ids, unless
-        each segment says ``isthing``); see ``bprefine.tasks.panoptic.refine_panoptic``."""
+        """Refine a panoptic id map and its ``segments_info`` (``things``: the thing category ids, to refine
+        things as instances over the stuff); see ``bprefine.tasks.panoptic.refine_panoptic``."""
         return refine_panoptic(self, image, segment_ids, segments_info, things)
 
     def refine_exclusive(self, image: np.ndarray, masks: np.ndarray, *, fixed: np.ndarray | None = None,
