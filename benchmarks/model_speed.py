@@ -1,11 +1,13 @@
-"""Seconds per image of several models on held-out DSB2018 nuclei, alternating model by model.
+"""Seconds per image of several models on held-out images, alternating model by model.
 
-    python benchmarks/model_speed.py --models nuclei,default [--data ../shared/data] [--limit 20] [--engine auto]
+    python benchmarks/model_speed.py --models nuclei,default [--domain dsb|ccp] [--data ../shared/data]
+        [--limit 20] [--engine auto]
 
-Each model refines the ground-truth instances of the same held-out images (positions 200-299; the time
-depends on the boxes, not on how good the masks are); medians over the images, the models taking turns
-on every image so that they share the machine's state. Prints boxes per image too, since a model's patch
-size decides how many boxes an image needs.
+dsb: each model refines the ground-truth instances of the same held-out DSB2018 images (positions 200-299;
+the time depends on the boxes, not on how good the masks are); ccp: the real selfie masks of the held-out
+CCP photos (0701-0804). Medians over the images, the models taking turns on every image so that they share
+the machine's state. Prints boxes per image too, since a model's patch size decides how many boxes an
+image needs.
 """
 
 from __future__ import annotations
@@ -23,10 +25,16 @@ from bprefine import Refiner
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from make_results import dsb_instances, dsb_items  # noqa: E402  (the held-out split, read one way)
 
+from bprefine.data.images import read_image, read_mask  # noqa: E402
 
-def held_out_images(data: Path, limit: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(image H x W x 3 uint8, instances K x H x W bool) of the first ``limit`` held-out DSB images, read as
-    scripts/make_results.py reads them."""
+
+def held_out_images(data: Path, limit: int, domain: str = "dsb") -> list[tuple[np.ndarray, np.ndarray]]:
+    """(image H x W x 3 uint8, instances K x H x W bool) of the first ``limit`` held-out images of the
+    domain, read as scripts/make_results.py reads them."""
+    if domain == "ccp":
+        ccp = data / "ccp"
+        return [(read_image(ccp / "images" / f"{i:04d}.jpg"), read_mask(ccp / "coarse_selfie" / f"{i:04d}.png")[None])
+                for i in range(701, 805)[:limit]]
     return [dsb_instances(data, entry) for entry in dsb_items(data, 200, 300)[:limit]]
 
 
@@ -34,12 +42,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="nuclei,default")
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--domain", choices=("dsb", "ccp"), default="dsb")
     ap.add_argument("--limit", type=int, default=20)
     ap.add_argument("--engine", default="auto")
     args = ap.parse_args()
     names = args.models.split(",")
     refiners = {n: Refiner(n, engine=args.engine) for n in names}
-    images = held_out_images(args.data, args.limit)
+    images = held_out_images(args.data, args.limit, args.domain)
     times: dict[str, list[float]] = {n: [] for n in names}
     boxes: dict[str, list[int]] = {n: [] for n in names}
     for image, masks in images:

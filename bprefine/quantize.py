@@ -33,8 +33,10 @@ def _variants(images: np.ndarray) -> list[np.ndarray]:
 
 
 def calibration_batches(config: ModelConfig, *, batch: int = 32, limit: int = 320) -> list[dict[str, np.ndarray]]:
-    """ONNX feeds {"image", "mask"} of real boundary patches (at most ``limit``), normalised as the
+    """ONNX feeds {"image", "mask"} of real boundary patches (at most ``limit`` at a 128-px input, fewer
+    at larger inputs so that the calibrator's stored activations stay the same size), normalised as the
     network sees them."""
+    limit = max(int(limit * (128 / config.input_size) ** 2), 5)
     from bprefine.data.images import read_image, read_mask
 
     imgs, msks = [], []
@@ -52,6 +54,8 @@ def calibration_batches(config: ModelConfig, *, batch: int = 32, limit: int = 32
     all_masks = np.concatenate([masks] * 5)
     order = np.random.default_rng(1).permutation(len(all_images))
     feeds = []
+    if len(order) >= batch:  # whole batches only: the calibrator stacks them
+        order = order[: len(order) // batch * batch]
     for start in range(0, len(order), batch):
         sel = order[start : start + batch]
         x, m = patches_to_tensors(all_images[sel], all_masks[sel], config=config)

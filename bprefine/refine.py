@@ -77,7 +77,7 @@ class Refiner:
         min_move: a box's changes are kept only where refinement moves the coarse boundary in it by at
             least this many pixels on average (changed pixels per contour pixel): sub-pixel disagreement
             with a boundary that is already right is dropped. 0: off. None (default): the model's
-            ``min_move`` (0.5 for ``people``: 96% of its gain kept, refined ground truth 98.96 instead of
+            ``min_move`` (0.5 for ``people``; on v1: 96% of its gain kept, refined ground truth 98.96 instead of
             98.52 mIoU; off for the others, where it drops real sub-pixel corrections: docs/results.md).
         edge_skip: skip boxes whose coarse boundary already follows the strongest image edge near it
             (``bprefine.selection``; alignment in [0, 1] at least ``edge_skip``). None (default): refine
