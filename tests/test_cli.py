@@ -240,6 +240,11 @@ def test_refine_panoptic_round_trip(tmp_path, model_path):
                "--categories", tmp_path / "c.json")
     assert res.exit_code == 0, res.output
     assert np.array_equal(rgb_to_id(np.asarray(Image.open(tmp_path / "t" / "x.png").convert("RGB"))) == 0, ids == 0)
+    (tmp_path / "c.json").write_text(json.dumps([{"id": 1, "isthing": 1}]))  # category 100 missing
+    res = _run("refine", "panoptic", "--images", images, "--pred-json", tmp_path / "p.json", "--pred-dir", pan,
+               "--out-json", tmp_path / "u.json", "--out-dir", tmp_path / "u", "--model", model_path,
+               "--categories", tmp_path / "c.json")
+    _assert_clean_error(res, "x.png", "[100]", "not in the categories file")
     (tmp_path / "c.json").write_text(json.dumps([{"id": 1}]))
     res = _run("refine", "panoptic", "--images", images, "--pred-json", tmp_path / "p.json", "--pred-dir", pan,
                "--out-json", tmp_path / "u.json", "--out-dir", tmp_path / "u", "--model", model_path,

@@ -248,15 +248,18 @@ def test_priority_needs_one_value_per_mask(rng):
         Refiner(model_with(IdentityNet())).refine_exclusive(image, masks, priority=np.array([1, 0, 0]))
 
 
-def test_thing_ids_from_a_categories_json(tmp_path):
-    from bprefine.data.panoptic import load_thing_ids
+def test_categories_from_a_categories_json(tmp_path):
+    from bprefine.data.panoptic import check_categories_known, load_categories
 
     cats = [{"id": 1, "isthing": 1}, {"id": 7, "isthing": 0}, {"id": 9, "isthing": 1}]
     (tmp_path / "c.json").write_text(json.dumps(cats))
     (tmp_path / "gt.json").write_text(json.dumps({"annotations": [], "categories": cats}))
-    assert load_thing_ids(tmp_path / "c.json") == load_thing_ids(tmp_path / "gt.json") == {1, 9}
+    assert load_categories(tmp_path / "c.json") == load_categories(tmp_path / "gt.json") == {1: True, 7: False, 9: True}
+    check_categories_known([{"id": 3, "category_id": 7}], {7: False}, "x.png")
+    with pytest.raises(ValueError, match=r"x.png: category ids \[8\]"):
+        check_categories_known([{"id": 3, "category_id": 8}], {7: False}, "x.png")
     for bad, needle in (([{"id": 1}], "categories\\[0\\]"), ({"x": 1}, "non-empty list"),
                         ([{"id": "1", "isthing": 1}], "categories\\[0\\]"), ([{"id": 1, "isthing": 2}], "isthing")):
         (tmp_path / "b.json").write_text(json.dumps(bad))
         with pytest.raises(ValueError, match=needle):
-            load_thing_ids(tmp_path / "b.json")
+            load_categories(tmp_path / "b.json")

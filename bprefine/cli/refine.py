@@ -224,10 +224,20 @@ def refine_panoptic_cmd(images_dir: Path, pred_json: Path, pred_dir: Path, out_j
                         categories_json: Path | None, **opts) -> None:
     """Refine COCO-format panoptic predictions (also Cityscapes panoptic): PNG ids + segments_info."""
     from bprefine.data.images import safe_name
-    from bprefine.data.panoptic import load_panoptic_json, load_thing_ids, read_panoptic_png, write_panoptic_png
+    from bprefine.data.panoptic import (
+        check_categories_known,
+        load_categories,
+        load_panoptic_json,
+        read_panoptic_png,
+        write_panoptic_png,
+    )
 
-    things = None if categories_json is None else load_thing_ids(categories_json)
+    categories = None if categories_json is None else load_categories(categories_json)
+    things = None if categories is None else {c for c, isthing in categories.items() if isthing}
     data, anns = load_panoptic_json(pred_json)
+    if categories is not None:
+        for ann in anns:
+            check_categories_known(ann["segments_info"], categories, f"{pred_json}: {ann['file_name']}")
     check_out_dir(out_dir, pred_dir, images_dir)
     check_out_file(out_json, pred_json)
     names = _panoptic_image_names(data, pred_json)

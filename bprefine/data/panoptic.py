@@ -57,22 +57,28 @@ def load_panoptic_json(path: str | Path) -> tuple[dict, list[dict]]:
     return data, anns
 
 
-def load_thing_ids(path: str | Path) -> set[int]:
-    """The thing category ids of a COCO categories JSON: a list of categories, or an object with a
+def load_categories(path: str | Path) -> dict[int, bool]:
+    """Category id -> isthing, from a COCO categories JSON: a list of categories, or an object with a
     ``categories`` list (a panoptic ground-truth JSON), each with an integer ``id`` and ``isthing`` 0/1."""
     path = Path(path)
     data = load_json(path)
     cats = data.get("categories") if isinstance(data, dict) else data
     if not isinstance(cats, list) or not cats:
         raise ValueError(f"{path}: expected a non-empty list of categories (or an object with 'categories')")
-    things = set()
+    out: dict[int, bool] = {}
     for k, c in enumerate(cats):
         ok = isinstance(c, dict) and isinstance(c.get("id"), int) and not isinstance(c.get("id"), bool)
         if not ok or c.get("isthing") not in (0, 1):
             raise ValueError(f"{path}: categories[{k}] needs an integer 'id' and 'isthing' 0 or 1, got {c!r}")
-        if c["isthing"]:
-            things.add(c["id"])
-    return things
+        out[c["id"]] = bool(c["isthing"])
+    return out
+
+
+def check_categories_known(segments_info: list[dict], categories: dict[int, bool], where: str) -> None:
+    """Every segment's ``category_id`` must be one of the ``categories`` (a ValueError naming ``where``)."""
+    unknown = sorted({s["category_id"] for s in segments_info} - set(categories))
+    if unknown:
+        raise ValueError(f"{where}: category ids {unknown[:5]} are not in the categories file")
 
 
 def rgb_to_id(rgb: np.ndarray) -> np.ndarray:
