@@ -9,8 +9,9 @@ Sections (all on data the model never trained on; simulated coarse inputs use se
             Mask R-CNN-like mask head; COCO mask AP, boundary AP, AF, mean boundary IoU.
 - camvid:   CamVid val (101 frames), simulated stride-8/16 semantic predictions; mIoU and boundary F
             (1 px) overall and per class, and the refinement time per frame.
-- panoptic: the two COCO panoptic samples, DSB images 201-220 and CCP 0701-0804 as things-plus-background panoptic
-            predictions, each segment through the mask-head / low-resolution simulator; PQ and boundary PQ.
+- panoptic: the two COCO panoptic samples and DSB images 201-220 (each segment through the mask-head /
+            low-resolution simulator) and CCP 0701-0804 (the real selfie mask as a person on a background)
+            as panoptic predictions; PQ and boundary PQ under both rules of Refiner.refine_panoptic.
 """
 
 from __future__ import annotations
