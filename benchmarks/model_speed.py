@@ -16,6 +16,7 @@ import argparse
 import statistics
 import sys
 import time
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -23,18 +24,14 @@ import numpy as np
 from bprefine import Refiner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from make_results import dsb_instances, dsb_items  # noqa: E402  (the held-out split, read one way)
-
-from bprefine.data.images import read_image, read_mask  # noqa: E402
+from make_results import ccp_items, dsb_instances, dsb_items  # noqa: E402  (the held-out splits, read one way)
 
 
 def held_out_images(data: Path, limit: int, domain: str = "dsb") -> list[tuple[np.ndarray, np.ndarray]]:
     """(image H x W x 3 uint8, instances K x H x W bool) of the first ``limit`` held-out images of the
     domain, read as scripts/make_results.py reads them."""
     if domain == "ccp":
-        ccp = data / "ccp"
-        return [(read_image(ccp / "images" / f"{i:04d}.jpg"), read_mask(ccp / "coarse_selfie" / f"{i:04d}.png")[None])
-                for i in range(701, 805)[:limit]]
+        return [(image, coarse[None]) for _, image, _, coarse in islice(ccp_items(data, "coarse_selfie"), limit)]
     return [dsb_instances(data, entry) for entry in dsb_items(data, 200, 300)[:limit]]
 
 

@@ -36,8 +36,9 @@ def calibration_batches(config: ModelConfig, *, batch: int = 32, limit: int = 32
     """ONNX feeds {"image", "mask"} of real boundary patches (at most ``limit`` at a 128-px input, fewer
     at larger inputs so that the calibrator's stored activations stay the same size), normalised as the
     network sees them."""
-    limit = max(int(limit * (128 / config.input_size) ** 2), 5)
     from bprefine.data.images import read_image, read_mask
+
+    limit = max(int(limit * (128 / config.input_size) ** 2), 5)
 
     imgs, msks = [], []
     for image_path in sorted((SAMPLES / "images").glob("*.jpg")):

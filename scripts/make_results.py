@@ -96,15 +96,21 @@ def dsb_type(image: np.ndarray) -> str:
 # ------------------------------------------------------------------ CCP
 
 
-def ccp_eval(refiner: Refiner, data: Path, coarse_dir: str | None) -> tuple[dict, dict, float, float]:
-    """(before, after, mean patches per image, median seconds per image) on CCP 0701-0804; ``after``
-    also holds ``worse``, the share of photos whose mask IoU fell by more than 2 points."""
-    before, after, patches, seconds = [], [], [], []
+def ccp_items(data: Path, coarse_dir: str | None):
+    """(name, image H x W x 3 uint8, ground truth H x W bool, coarse H x W bool) of the held-out CCP photos
+    0701-0804; ``coarse_dir`` None gives the ground truth as the coarse mask."""
     for i in range(701, 805):
         name = f"{i:04d}"
         image = read_image(data / "ccp" / "images" / f"{name}.jpg")
         gt = read_mask(data / "ccp" / "masks" / f"{name}.png")
-        coarse = gt if coarse_dir is None else read_mask(data / "ccp" / coarse_dir / f"{name}.png")
+        yield name, image, gt, gt if coarse_dir is None else read_mask(data / "ccp" / coarse_dir / f"{name}.png")
+
+
+def ccp_eval(refiner: Refiner, data: Path, coarse_dir: str | None) -> tuple[dict, dict, float, float]:
+    """(before, after, mean patches per image, median seconds per image) on CCP 0701-0804; ``after``
+    also holds ``worse``, the share of photos whose mask IoU fell by more than 2 points."""
+    before, after, patches, seconds = [], [], [], []
+    for _, image, gt, coarse in ccp_items(data, coarse_dir):
         t = time.perf_counter()
         refined, n = counted(refiner, lambda: refiner.refine(image, coarse))
         seconds.append(time.perf_counter() - t)
@@ -352,11 +358,7 @@ def _ccp_panoptic_items(data: Path):
     the real selfie mask as the coarse map (``coarse`` in the yielded tuple)."""
     segs = [{"id": 1, "category_id": 2, "iscrowd": 0, "isthing": 0},
             {"id": 2, "category_id": 1, "iscrowd": 0, "isthing": 1}]
-    for i in range(701, 805):
-        name = f"{i:04d}"
-        image = read_image(data / "ccp" / "images" / f"{name}.jpg")
-        gt = read_mask(data / "ccp" / "masks" / f"{name}.png")
-        coarse = read_mask(data / "ccp" / "coarse_selfie" / f"{name}.png")
+    for name, image, gt, coarse in ccp_items(data, "coarse_selfie"):
         yield name, image, np.where(gt, 2, 1).astype(np.int64), segs, np.where(coarse, 2, 1).astype(np.int64)
 
 
