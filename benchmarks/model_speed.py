@@ -3,6 +3,9 @@
     python benchmarks/model_speed.py --models nuclei,default [--domain dsb|ccp] [--data ../shared/data]
         [--limit 20] [--engine auto]
 
+A model is named as ``Refiner`` takes it, optionally with settings: ``NAME[+flip][@NMS]``, e.g.
+``people,people+flip,people@0.25`` (test-time flip; another NMS threshold than the default).
+
 dsb: each model refines the ground-truth instances of the same held-out DSB2018 images (positions 200-299;
 the time depends on the boxes, not on how good the masks are); ccp: the real selfie masks of the held-out
 CCP photos (0701-0804). Medians over the images, the models taking turns on every image so that they share
@@ -35,6 +38,14 @@ def held_out_images(data: Path, limit: int, domain: str = "dsb") -> list[tuple[n
     return [dsb_instances(data, entry) for entry in dsb_items(data, 200, 300)[:limit]]
 
 
+def make_refiner(spec: str, engine: str) -> Refiner:
+    """A Refiner from ``NAME[+flip][@NMS]`` (see the module docstring)."""
+    spec, _, nms = spec.partition("@")
+    name, flip = (spec[: -len("+flip")], True) if spec.endswith("+flip") else (spec, False)
+    settings = {"nms_threshold": float(nms)} if nms else {}
+    return Refiner(name, engine=engine, flip=flip, **settings)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="nuclei,default")
@@ -44,7 +55,7 @@ def main() -> None:
     ap.add_argument("--engine", default="auto")
     args = ap.parse_args()
     names = args.models.split(",")
-    refiners = {n: Refiner(n, engine=args.engine) for n in names}
+    refiners = {n: make_refiner(n, args.engine) for n in names}
     images = held_out_images(args.data, args.limit, args.domain)
     times: dict[str, list[float]] = {n: [] for n in names}
     boxes: dict[str, list[int]] = {n: [] for n in names}

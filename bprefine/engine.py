@@ -96,6 +96,21 @@ class OnnxEngine:
         return torch.from_numpy(self.session.run(None, feeds)[0])
 
 
+class FlipEngine:
+    """Test-time flip around another engine: each batch also runs mirrored left to right, in the same
+    call (one batch of 2B), and the mirrored logits are flipped back and averaged with the plain ones.
+    Twice the network work per patch; boxes, crops and pasting are unchanged."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.name = f"{engine.name}+flip"
+
+    def __call__(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b = image.shape[0]
+        out = self.engine(torch.cat([image, image.flip(-1)]), torch.cat([mask, mask.flip(-1)]))
+        return (out[:b] + out[b:].flip(-1)) / 2
+
+
 def export_onnx(net: torch.nn.Module, input_size: int) -> bytes:
     """``net`` as an ONNX model (opset 17): inputs ``image`` (B,3,S,S) and ``mask`` (B,1,S,S), output
     ``logits`` (B,1,S,S), batch dimension dynamic. The caller's module is not changed."""

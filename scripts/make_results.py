@@ -392,12 +392,13 @@ def main() -> None:
     ap.add_argument("--min-confidence", type=float, default=0.0, help="the guard's logit margin")
     ap.add_argument("--min-move", type=float, default=None,
                     help="the guard's minimum mean boundary move in px (default: the model's; 0: off)")
+    ap.add_argument("--flip", action="store_true", help="test-time flip (Refiner flip)")
     ap.add_argument("--headlines", type=Path, default=None,
                     help="also write the headline figures as JSON (scripts/model_matrix.py builds its table from them)")
     args = ap.parse_args()
     NMS["threshold"] = args.nms_threshold
     SETTINGS.update(engine=args.engine, move_limit=args.move_limit, min_confidence=args.min_confidence,
-                    min_move=args.min_move, edge_skip=args.edge_skip)
+                    min_move=args.min_move, edge_skip=args.edge_skip, flip=args.flip)
     refiner = make_refiner(args.model)
     cfg = refiner.config
     lines = ["# Results", "",
@@ -408,7 +409,8 @@ def main() -> None:
              + (f" --edge-skip {args.edge_skip}" if args.edge_skip is not None else "")
              + (f" --move-limit {args.move_limit}" if args.move_limit is not None else "")
              + (f" --min-confidence {args.min_confidence}" if args.min_confidence else "")
-             + (f" --min-move {args.min_move}" if args.min_move is not None else "") + "` "
+             + (f" --min-move {args.min_move}" if args.min_move is not None else "")
+             + (" --flip" if args.flip else "") + "` "
              f"(deterministic: simulated inputs use seed 0; torch {torch.__version__}, {torch.get_num_threads()} "
              f"CPU threads, engine `{refiner.engine.name}`, guard min_move {refiner.min_move}).",
              f"Model: `{args.model}` ({cfg.preset}, input {cfg.input_size}, patch {cfg.patch_size}); see "

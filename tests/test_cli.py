@@ -13,6 +13,7 @@ from pycocotools.coco import COCO
 from bprefine import ModelConfig, RefinementModel, save_model
 from bprefine.cli import main
 from bprefine.data.coco import encode_mask
+from bprefine.engine import FlipEngine
 
 
 @pytest.fixture(scope="module")
@@ -394,7 +395,7 @@ def test_refine_masks_in_two_processes_writes_the_same_files(tmp_path, model_pat
         assert (tmp_path / "two" / f.name).read_bytes() == f.read_bytes()
 
 
-def test_refine_options_reach_the_refiner(tmp_path, model_path):
+def test_refine_options_reach_the_refiner(tmp_path, model_path, monkeypatch):
     images, masks, m = _one_pair(tmp_path, (80, 96), "x.jpg")
     base = ("refine", "masks", "--images", images, "--masks", masks, "--model", model_path)
     assert _run(*base, "--out", tmp_path / "plain").exit_code == 0
@@ -408,3 +409,14 @@ def test_refine_options_reach_the_refiner(tmp_path, model_path):
     res = _run(*base, "--out", tmp_path / "all", "--move-limit", 0.05, "--edge-skip", 0.5, "--nms-threshold", 0.3)
     assert res.exit_code == 0, res.output
     assert _run(*base, "--out", tmp_path / "bad", "--edge-skip", 0).exit_code == 2  # outside (0, 1]
+    calls = []
+
+    class SpyFlip(FlipEngine):
+        def __call__(self, image, mask):
+            calls.append(image.shape[0])
+            return super().__call__(image, mask)
+
+    monkeypatch.setattr("bprefine.refine.FlipEngine", SpyFlip)
+    res = _run(*base, "--out", tmp_path / "flip", "--flip")
+    assert res.exit_code == 0, res.output
+    assert calls and (tmp_path / "flip" / "x.png").is_file()

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from bprefine import ModelConfig, RefinementModel, Refiner
-from bprefine.engine import make_engine, onnx_available
+from bprefine.engine import FlipEngine, make_engine, onnx_available
 from bpr_helpers import IdentityNet, model_with, random_blobs
 
 needs_onnx = pytest.mark.skipif(not onnx_available(), reason="onnx/onnxruntime not installed")
@@ -76,3 +76,33 @@ def test_auto_uses_the_shipped_int8_network_only_while_it_matches_the_weights(tm
     monkeypatch.setattr(model_module, "WEIGHTS_DIR", tmp_path)
     assert model_module.bundled_int8("default") is None
     assert Refiner("default").engine.name == "onnx"
+
+
+class _ColumnRamp(torch.nn.Module):
+    """logit = column index - half the width: not mirror-symmetric, so a flip must undo itself."""
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        w = mask.shape[-1]
+        return (torch.arange(w, dtype=mask.dtype) - (w - 1) / 2).expand_as(mask).clone()
+
+
+def test_flip_engine_averages_the_mirrored_logits_flipped_back():
+    cpu = torch.device("cpu")
+    plain = make_engine(_ColumnRamp(), kind="torch", device=cpu, input_size=8)
+    flipped = FlipEngine(plain)
+    x, m = torch.randn(3, 3, 8, 8), torch.randn(3, 1, 8, 8)
+    # the ramp is odd under mirroring: plain + mirrored-and-back cancel exactly
+    assert torch.equal(flipped(x, m), torch.zeros(3, 1, 8, 8))
+    assert flipped.name == "torch+flip"
+    same = FlipEngine(make_engine(IdentityNet(), kind="torch", device=cpu, input_size=8))
+    assert torch.allclose(same(x, m), m)  # a mirror-equivariant network is unchanged, batch order kept
+
+
+def test_refiner_flip_keeps_a_mirror_equivariant_refinement():
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    masks = random_blobs(rng, 70, 90, 3)
+    model = model_with(IdentityNet(), input_size=64)
+    refiner = Refiner(model, flip=True)
+    assert refiner.engine.name == "torch+flip"
+    assert np.array_equal(refiner.refine_instances(image, masks), Refiner(model).refine_instances(image, masks))

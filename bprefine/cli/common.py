@@ -58,6 +58,8 @@ def refiner_options(f):
         click.option("--edge-skip", type=click.FloatRange(0, 1, min_open=True), default=None,
                      help="Skip boxes whose coarse boundary already follows the image's strongest edge "
                           "(alignment >= this, e.g. 0.5) [off: refine every box]."),
+        click.option("--flip/--no-flip", default=False, show_default=True,
+                     help="Test-time flip: also run every patch mirrored and average the logits (2x network time)."),
     ]
     for option in reversed(options):
         f = option(f)
