@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -99,7 +100,7 @@ def main() -> None:
             section(model, args.data)
         rows.append(row(model, dict(mr.HEADLINES)))
         print(rows[-1], f"({time.time() - t:.0f} s)", flush=True)
-    command = " ".join(["python scripts/model_matrix.py"] + sys.argv[1:])
+    command = shlex.join(["python", "scripts/model_matrix.py"] + sys.argv[1:])  # quoted: labels hold spaces
     lines = ["# Model matrix", "", f"Produced by `{command}` (held-out data, simulated inputs seeded with 0; "
              "definitions as in docs/results.md). Percent; before → **after**. worse: share of photos / nuclei / "
              "(frame, class) segments whose IoU fell by more than 2 points. Stability: the figure after refining "
