@@ -16,13 +16,9 @@ network. One thread; nothing else should run beside it for the seconds to mean a
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import sys
-import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -30,7 +26,7 @@ import torch
 from bprefine.engine import export_onnx
 from bprefine.model import ModelConfig, load_model
 from bprefine.patches import crop_masks, crop_patches, extract_boxes
-from bprefine.quantize import calibration_batches
+from bprefine.quantize import calibration_batches, quantize_int8
 from bprefine.tensors import logits_to_patches, patches_to_tensors
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
@@ -69,8 +65,11 @@ def decisions(model_bytes: bytes, feeds: dict[str, np.ndarray], config: ModelCon
     return logits_to_patches(torch.from_numpy(np.concatenate(out)), box_hw=(p, p), padding=config.padding) > 0
 
 
-def excluded(variant: str, graph) -> list[str]:
-    """Names of the nodes ``variant`` leaves in float."""
+def excluded(variant: str, fp32: bytes) -> list[str]:
+    """Names of the nodes ``variant`` leaves in float (the exported names survive the quantizer's pre-processing)."""
+    import onnx
+
+    graph = onnx.load_from_string(fp32).graph
     convs = [n for n in graph.node if n.op_type == "Conv"]
     if variant == "no-classifier":
         return [convs[-1].name]
@@ -83,38 +82,6 @@ def excluded(variant: str, graph) -> list[str]:
     if variant == "no-resize-concat":
         return [n.name for n in graph.node if n.op_type in ("Resize", "Concat")]
     return []
-
-
-def quantizer(fp32: bytes, config: ModelConfig) -> Callable[[str], bytes]:
-    """variant -> int8 model bytes, calibrated as ``bprefine.quantize`` is."""
-    import onnx
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    tmp = Path(tempfile.mkdtemp(prefix="bprefine-int8-agreement-"))
-    (tmp / "fp32.onnx").write_bytes(fp32)
-    with contextlib.redirect_stdout(io.StringIO()):
-        quant_pre_process(str(tmp / "fp32.onnx"), str(tmp / "pre.onnx"), skip_symbolic_shape=True)
-    graph = onnx.load(str(tmp / "pre.onnx")).graph
-    feeds = calibration_batches(config)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.it: Iterator[dict[str, np.ndarray]] = iter(feeds)
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self.it, None)
-
-    def quantize(variant: str) -> bytes:
-        method = CalibrationMethod.MinMax if variant == "minmax" else CalibrationMethod.Percentile
-        with contextlib.redirect_stdout(io.StringIO()):
-            quantize_static(str(tmp / "pre.onnx"), str(tmp / "q.onnx"), Reader(), quant_format=QuantFormat.QDQ,
-                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=method, nodes_to_exclude=excluded(variant, graph))
-        return (tmp / "q.onnx").read_bytes()
-
-    return quantize
 
 
 def scores(pred: np.ndarray, ref: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -145,10 +112,11 @@ def main() -> None:
     ref = decisions(fp32, feeds, model.config)
     print(f"{args.model}: {len(truth)} held-out CCP patches")
     print(f"{'float':18s} " + " ".join(f"{k} {v:.3f}" for k, v in scores(ref, ref, truth).items()))
-    quantize = quantizer(fp32, model.config)
+    calibration = calibration_batches(model.config)
     for variant in variants:
         t = time.perf_counter()
-        pred = decisions(quantize(variant), feeds, model.config)
+        int8 = quantize_int8(fp32, calibration, exclude=excluded(variant, fp32), minmax=variant == "minmax")
+        pred = decisions(int8, feeds, model.config)
         line = " ".join(f"{k} {v:.3f}" for k, v in scores(pred, ref, truth).items())
         print(f"{variant:18s} {line} ({time.perf_counter() - t:.0f} s)", flush=True)
 

@@ -13,7 +13,7 @@ import contextlib
 import io
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -64,8 +64,11 @@ def calibration_batches(config: ModelConfig, *, batch: int = 32, limit: int = 32
     return feeds
 
 
-def quantize_int8(onnx_model: bytes, feeds: list[dict[str, np.ndarray]]) -> bytes:
-    """The int8 (QDQ) version of an fp32 ONNX model, calibrated on ``feeds``."""
+def quantize_int8(onnx_model: bytes, feeds: list[dict[str, np.ndarray]], *, exclude: Sequence[str] = (),
+                  minmax: bool = False) -> bytes:
+    """The int8 (QDQ) version of an fp32 ONNX model, calibrated on ``feeds``. ``exclude``: names of nodes left
+    in float; ``minmax``: min/max activation ranges instead of the 99.999th percentile (both for studies such as
+    ``benchmarks/int8_agreement.py``; the shipped networks use neither)."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -89,5 +92,6 @@ def quantize_int8(onnx_model: bytes, feeds: list[dict[str, np.ndarray]]) -> byte
             quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
             quantize_static(str(pre), str(q), _Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=CalibrationMethod.Percentile)
+                            calibrate_method=CalibrationMethod.MinMax if minmax else CalibrationMethod.Percentile,
+                            nodes_to_exclude=list(exclude))
         return q.read_bytes()
