@@ -13,7 +13,7 @@ import contextlib
 import io
 import tempfile
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -32,22 +32,32 @@ def _variants(images: np.ndarray) -> list[np.ndarray]:
     return [images, (255 - images), gray.astype(np.uint8), rotated.astype(np.uint8), (x * 0.35).astype(np.uint8)]
 
 
-def calibration_batches(config: ModelConfig, *, batch: int = 32, limit: int = 320) -> list[dict[str, np.ndarray]]:
-    """ONNX feeds {"image", "mask"} of real boundary patches (at most ``limit`` at a 128-px input, fewer
-    at larger inputs so that the calibrator's stored activations stay the same size), normalised as the
-    network sees them."""
+def sample_pairs() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(image H x W x 3 uint8, coarse mask H x W bool) of the bundled sample photos: the default calibration."""
     from bprefine.data.images import read_image, read_mask
 
+    for image_path in sorted((SAMPLES / "images").glob("*.jpg")):
+        yield read_image(image_path), read_mask(SAMPLES / "coarse" / f"{image_path.stem}.png")
+
+
+def calibration_batches(config: ModelConfig, *, batch: int = 32, limit: int = 320,
+                        pairs: Iterable[tuple[np.ndarray, np.ndarray]] | None = None) -> list[dict[str, np.ndarray]]:
+    """ONNX feeds {"image", "mask"} of real boundary patches (at most ``limit`` at a 128-px input, fewer
+    at larger inputs so that the calibrator's stored activations stay the same size), normalised as the
+    network sees them. ``pairs``: the (image H x W x 3 uint8, mask H x W bool) the patches come from, one
+    mask per object (default: the bundled sample photos, ``sample_pairs``); a specialist calibrates best
+    on images of its own domain (``scripts/quantize_bundled.py --calibration``)."""
     limit = max(int(limit * (128 / config.input_size) ** 2), 5)
 
     imgs, msks = [], []
-    for image_path in sorted((SAMPLES / "images").glob("*.jpg")):
-        image = read_image(image_path)
-        mask = read_mask(SAMPLES / "coarse" / f"{image_path.stem}.png")
+    for image, mask in pairs if pairs is not None else sample_pairs():
         boxes = extract_boxes(mask, patch_size=config.patch_size, nms_threshold=0.25)
-        ci, cm = crop_patches(image, mask, boxes, padding=config.padding)
-        imgs.append(ci)
-        msks.append(cm)
+        if len(boxes):
+            ci, cm = crop_patches(image, mask, boxes, padding=config.padding)
+            imgs.append(ci)
+            msks.append(cm)
+    if not imgs:
+        raise ValueError("no boundary patches to calibrate on: every calibration mask is empty or full")
     images, masks = np.concatenate(imgs), np.concatenate(msks)
     pick = np.random.default_rng(0).permutation(len(images))[: max(limit // 5, 1)]
     images, masks = images[pick], masks[pick]

@@ -106,3 +106,25 @@ def test_refiner_flip_keeps_a_mirror_equivariant_refinement():
     refiner = Refiner(model, flip=True)
     assert refiner.engine.name == "torch+flip"
     assert np.array_equal(refiner.refine_instances(image, masks), Refiner(model).refine_instances(image, masks))
+
+
+def test_calibration_comes_from_the_given_images_and_masks(rng):
+    from bprefine.quantize import calibration_batches
+
+    config = ModelConfig(input_size=64, patch_size=32)
+    image = np.full((80, 90, 3), 200, np.uint8)  # one flat colour: every calibration image patch equals it
+    masks = random_blobs(rng, 80, 90, 2)
+    feeds = calibration_batches(config, batch=4, limit=40, pairs=[(image, m) for m in masks])
+    assert feeds and all(f["image"].shape[1:] == (3, 64, 64) and f["mask"].shape[1:] == (1, 64, 64) for f in feeds)
+    photos = calibration_batches(config, batch=4, limit=40)  # the bundled sample photos
+    flat = np.concatenate([f["image"] for f in feeds])
+    assert np.unique(flat.round(4)).size <= 5 * 3  # 5 colour variants x 3 channels of one flat colour
+    assert np.unique(np.concatenate([f["image"] for f in photos]).round(4)).size > 100
+
+
+def test_calibration_without_a_boundary_patch_says_so():
+    from bprefine.quantize import calibration_batches
+
+    image = np.zeros((40, 40, 3), np.uint8)
+    with pytest.raises(ValueError, match="no boundary patches"):
+        calibration_batches(ModelConfig(input_size=64, patch_size=32), pairs=[(image, np.zeros((40, 40), bool))])

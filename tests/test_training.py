@@ -327,3 +327,24 @@ def test_identity_for_label_maps_and_simulators_that_do_not_fit_the_kind(tmp_pat
         SourceConfig(kind="semantic", images="i", gt="l", simulate="mask_head", num_classes=3)
     with pytest.raises(ValueError, match="does not fit kind 'masks'"):
         SourceConfig(kind="masks", images="i", gt="g", simulate="semantic_low_res")
+
+
+def test_int8_calibration_pairs_come_from_a_recipe_without_its_ground_truth_sources(tmp_path):
+    sys.path.insert(0, str(REPO / "scripts"))
+    from quantize_bundled import config_pairs
+
+    source = _synthetic_source(tmp_path / "data", n=5)
+    coarse_dir = tmp_path / "data" / "coarse"
+    coarse_dir.mkdir()
+    for i in range(5):  # a coarse prediction per image: the ground truth grown by 2 px
+        gt = np.asarray(Image.open(Path(source.gt) / f"{i:02d}.png"))
+        Image.fromarray(cv2.dilate(gt, np.ones((5, 5), np.uint8))).save(coarse_dir / f"{i:02d}.png")
+    path = tmp_path / "recipe.yaml"
+    path.write_text("model: {input_size: 64, patch_size: 32}\nsources:\n"
+                    f"  - {{kind: masks, images: {source.images}, gt: {source.gt}, coarse: {coarse_dir}}}\n"
+                    f"  - {{kind: masks, images: {source.images}, gt: {source.gt}, simulate: identity}}\n")
+    pairs = list(config_pairs(path, per_source=3))
+    assert len(pairs) == 3  # three of the five images, one object each; the identity source is left out
+    for (image, coarse), i in zip(pairs, (0, 2, 4)):  # spread evenly over the source
+        assert np.array_equal(image, np.asarray(Image.open(Path(source.images) / f"{i:02d}.png")))
+        assert np.array_equal(coarse, np.asarray(Image.open(coarse_dir / f"{i:02d}.png")) > 0)
