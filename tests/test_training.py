@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from bprefine import Refiner, load_model
@@ -348,3 +349,42 @@ def test_int8_calibration_pairs_come_from_a_recipe_without_its_ground_truth_sour
     for (image, coarse), i in zip(pairs, (0, 2, 4)):  # spread evenly over the source
         assert np.array_equal(image, np.asarray(Image.open(Path(source.images) / f"{i:02d}.png")))
         assert np.array_equal(coarse, np.asarray(Image.open(coarse_dir / f"{i:02d}.png")) > 0)
+
+
+def test_a_source_may_weigh_its_wrong_pixels_on_its_own():
+    from bprefine.training.batches import sample_batch_from
+    from bprefine.training.loop import _mismatch_weights
+    from bprefine.training.patchset import PatchSet
+    from bprefine.training.provenance import describe_sources
+
+    def filled(value: int, k: int) -> PatchSet:
+        return PatchSet(np.full((k, 8, 8, 3), value, np.uint8), *np.zeros((2, k, 8, 8), np.uint8))
+
+    patches, source = sample_batch_from([filled(10, 5), filled(200, 7)], np.array([0.4, 0.6]), 64,
+                                        np.random.default_rng(0))
+    assert np.array_equal(patches.images[:, 0, 0, 0], np.where(source == 0, 10, 200)) and set(source) == {0, 1}
+
+    plain = SourceConfig(kind="masks", images="a", gt="b", simulate="low_res")
+    own = SourceConfig(kind="masks", images="a", gt="c", simulate="low_res", mismatch_weight=3.0)
+    config = TrainConfig(sources=(plain, own), mismatch_weight=1.5)
+    assert _mismatch_weights(TrainConfig(sources=(plain, plain), mismatch_weight=1.5), source) == 1.5
+    assert torch.equal(_mismatch_weights(config, np.array([1, 0, 1])), torch.tensor([3.0, 1.5, 3.0]))
+    assert "mismatch weight 3.0" in describe_sources(config) and describe_sources(config).count("mismatch") == 1
+    for bad in (0.0, float("nan")):
+        with pytest.raises(ValueError, match="mismatch_weight"):
+            SourceConfig(kind="masks", images="a", gt="b", simulate="low_res", mismatch_weight=bad)
+
+
+def test_per_patch_mismatch_weights_weigh_each_patch_as_its_own_number_would():
+    from bprefine.training.batches import patch_loss
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 1, 6, 6, generator=g)
+    target = (torch.rand(2, 1, 6, 6, generator=g) > 0.5).float()
+    coarse = torch.where(torch.rand(2, 1, 6, 6, generator=g) > 0.7, 1 - target, target) * 2 - 1  # normalised
+    assert torch.allclose(patch_loss(logits, target, coarse, mismatch_weight=torch.tensor([2.0, 2.0])),
+                          patch_loss(logits, target, coarse, mismatch_weight=2.0))
+    wrong = ((coarse > 0).float() != target).float()
+    weight = 1 + torch.tensor([0.0, 2.0]).reshape(2, 1, 1, 1) * wrong
+    expected = (F.binary_cross_entropy_with_logits(logits, target, reduction="none") * weight).sum() / weight.sum()
+    assert torch.allclose(patch_loss(logits, target, coarse, mismatch_weight=torch.tensor([1.0, 3.0])), expected)

@@ -25,19 +25,29 @@ def make_batch(patches: PatchSet, rng: np.random.Generator | None, *, config: Mo
     return x.contiguous(), m.contiguous(), t.float()
 
 
-def patch_loss(logits: torch.Tensor, target: torch.Tensor, coarse: torch.Tensor, *, mismatch_weight: float = 1.0
-               ) -> torch.Tensor:
+def patch_loss(logits: torch.Tensor, target: torch.Tensor, coarse: torch.Tensor, *,
+               mismatch_weight: float | torch.Tensor = 1.0) -> torch.Tensor:
     """Binary cross-entropy on (B,1,S,S) logits; pixels where the coarse mask (normalised: > 0 is
-    foreground) disagrees with the target weigh ``mismatch_weight``, the others 1 (mean over weights)."""
-    if mismatch_weight == 1.0:
-        return F.binary_cross_entropy_with_logits(logits, target)
+    foreground) disagrees with the target weigh ``mismatch_weight`` (one number, or (B,) one per patch),
+    the others 1 (mean over weights)."""
+    if not isinstance(mismatch_weight, torch.Tensor):
+        if mismatch_weight == 1.0:
+            return F.binary_cross_entropy_with_logits(logits, target)
+        mismatch_weight = torch.tensor(float(mismatch_weight))
     wrong = ((coarse > 0).float() != target).float()
-    weight = 1.0 + (mismatch_weight - 1.0) * wrong
+    weight = 1.0 + (mismatch_weight.to(wrong).reshape(-1, 1, 1, 1) - 1.0) * wrong
     return (F.binary_cross_entropy_with_logits(logits, target, reduction="none") * weight).sum() / weight.sum()
 
 
 def sample_batch(sets: list[PatchSet], weights: np.ndarray, n: int, rng: np.random.Generator) -> PatchSet:
     """``n`` patches, each from source ``s`` with probability ``weights[s]`` (weights sum to 1)."""
+    return sample_batch_from(sets, weights, n, rng)[0]
+
+
+def sample_batch_from(sets: list[PatchSet], weights: np.ndarray, n: int, rng: np.random.Generator
+                      ) -> tuple[PatchSet, np.ndarray]:
+    """``sample_batch`` and (n,) the source index of each patch, in batch order."""
     which = rng.choice(len(sets), size=n, p=weights)
-    parts = [sets[s].subset(rng.integers(0, len(sets[s]), size=int((which == s).sum()))) for s in range(len(sets))]
-    return PatchSet.concat(parts, sets[0].images.shape[1])
+    counts = [int((which == s).sum()) for s in range(len(sets))]
+    parts = [sets[s].subset(rng.integers(0, len(sets[s]), size=counts[s])) for s in range(len(sets))]
+    return PatchSet.concat(parts, sets[0].images.shape[1]), np.repeat(np.arange(len(sets)), counts)

@@ -47,6 +47,7 @@ class SourceConfig:
     weight: float = 1.0  # share of each training batch drawn from this source
     num_classes: int | None = None
     ignore_index: int | None = None
+    mismatch_weight: float | None = None  # this source's loss weight where the coarse mask is wrong (None: the config's)
 
     def __post_init__(self) -> None:
         if self.kind not in SOURCE_KINDS:
@@ -71,6 +72,8 @@ class SourceConfig:
             raise ValueError(f"source {self.gt}: weight must be a finite number >= 0, got {self.weight}")
         if self.num_classes is not None and self.num_classes < 1:
             raise ValueError(f"source {self.gt}: num_classes must be at least 1, got {self.num_classes}")
+        if self.mismatch_weight is not None and not (self.mismatch_weight > 0 and math.isfinite(self.mismatch_weight)):
+            raise ValueError(f"source {self.gt}: mismatch_weight must be a finite number > 0, got {self.mismatch_weight}")
 
 
 @dataclass(frozen=True)

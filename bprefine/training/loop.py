@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from bprefine.data.images import atomic_path
 from bprefine.model import RefinementModel, save_model
-from bprefine.training.batches import make_batch, patch_loss, sample_batch
+from bprefine.training.batches import make_batch, patch_loss, sample_batch_from
 from bprefine.training.cache import load_or_build
 from bprefine.training.checkpoint import resume, save_checkpoint, save_rng
 from bprefine.training.config import TrainConfig
@@ -84,6 +84,15 @@ def _setup(config: TrainConfig, out: Path) -> _Run:
     return _Run(config, out, d, sets, val_sets, weights / weights.sum(), net, d.wrap(net), opt, rng, init, start)
 
 
+def _mismatch_weights(config: TrainConfig, source: np.ndarray) -> float | torch.Tensor:
+    """The loss weight of wrongly predicted pixels: the config's number, or (B,) one per patch where a
+    source sets its own (``SourceConfig.mismatch_weight``)."""
+    per_source = [config.mismatch_weight if s.mismatch_weight is None else s.mismatch_weight for s in config.sources]
+    if len(set(per_source)) == 1:
+        return per_source[0]
+    return torch.tensor(per_source, dtype=torch.float32)[torch.from_numpy(source)]
+
+
 def _step(run: _Run, it: int) -> float:
     """One SGD step at iteration ``it`` (poly learning rate); returns the loss."""
     c = run.config
@@ -91,14 +100,14 @@ def _step(run: _Run, it: int) -> float:
     for group in run.opt.param_groups:
         group["lr"] = lr
     per_rank = max(c.batch_size // run.dist.world, 1)
-    x, m, t = make_batch(sample_batch(run.sets, run.weights, per_rank, run.rng), run.rng, config=c.model,
-                         augmentation=c.augmentation, mask_noise=c.mask_noise)
+    patches, source = sample_batch_from(run.sets, run.weights, per_rank, run.rng)
+    x, m, t = make_batch(patches, run.rng, config=c.model, augmentation=c.augmentation, mask_noise=c.mask_noise)
     d = run.dist.device
     fmt = torch.channels_last if c.channels_last else torch.contiguous_format
     x, m, t = x.to(d, memory_format=fmt), m.to(d, memory_format=fmt), t.to(d)
     with torch.autocast(d.type, dtype=torch.bfloat16, enabled=c.precision == "bf16"):
         logits = run.step_net(x, m)
-    loss = patch_loss(logits.float(), t, m, mismatch_weight=c.mismatch_weight)
+    loss = patch_loss(logits.float(), t, m, mismatch_weight=_mismatch_weights(c, source))
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
     run.opt.step()

@@ -14,7 +14,8 @@ def describe_sources(config: TrainConfig) -> str:
         subset = (f" {s.stems}" if s.stems else "") + (f" #{s.indices}" if s.indices else "") \
             + (f" first {s.limit}" if s.limit else "")
         where = "/".join(Path(s.images).parts[-3:])
-        parts.append(f"{where}{subset} ({s.kind}, {coarse}, weight {s.weight})")
+        mismatch = f", mismatch weight {s.mismatch_weight}" if s.mismatch_weight is not None else ""
+        parts.append(f"{where}{subset} ({s.kind}, {coarse}, weight {s.weight}{mismatch})")
     return "; ".join(parts)
 
 
