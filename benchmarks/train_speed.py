@@ -71,7 +71,7 @@ class Variant:
 
     def step(self, timed: bool) -> None:
         t0 = time.perf_counter()
-        x, m, t = make_batch(sample_batch(self.sets, np.ones(1), self.batch, self.rng), self.rng, config=self.config)
+        x, m, t = make_batch(sample_batch(self.sets, np.ones(1), self.batch, self.rng)[0], self.rng, config=self.config)
         if self.channels_last:
             x, m = x.contiguous(memory_format=torch.channels_last), m.contiguous(memory_format=torch.channels_last)
         t1 = time.perf_counter()

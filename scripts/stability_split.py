@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bprefine.metrics.masks import mask_iou
 from make_results import NMS, ccp_items, dsb_instances, dsb_items, make_refiner
 
 
@@ -31,11 +32,6 @@ def boundary_distance(gt: np.ndarray) -> np.ndarray:
     return np.where(gt, inside, outside)
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0
-
-
 def split_ious(refined: np.ndarray, gt: np.ndarray, distances: list[float]) -> list[tuple[float, ...]]:
     """For each distance d: (IoU of ``refined``, IoU with only the changes within d px of the ground-truth
     boundary kept, IoU with only the changes beyond d px kept, pixels added, pixels removed), masks
@@ -46,19 +42,19 @@ def split_ious(refined: np.ndarray, gt: np.ndarray, distances: list[float]) -> l
     out = []
     for d in distances:
         far = changed & (dist > d)
-        out.append((iou(refined, gt), iou(np.where(far, gt, refined), gt),
-                    iou(np.where(changed & ~far, gt, refined), gt), added, removed))
+        out.append((mask_iou(refined, gt), mask_iou(np.where(far, gt, refined), gt),
+                    mask_iou(np.where(changed & ~far, gt, refined), gt), added, removed))
     return out
 
 
 def ccp_rows(refiner, data: Path, distances: list[float]) -> np.ndarray:
-    """(photos, distances, 3) split IoUs of the refined CCP 0701-0804 ground-truth masks."""
+    """(photos, distances, 5) ``split_ious`` of the refined CCP 0701-0804 ground-truth masks."""
     return np.asarray([split_ious(refiner.refine(image, gt), gt, distances)
                        for _, image, gt, _ in ccp_items(data, None)])
 
 
 def dsb_rows(refiner, data: Path, distances: list[float]) -> np.ndarray:
-    """(nuclei, distances, 3) split IoUs of the refined DSB2018 200-299 ground-truth nuclei."""
+    """(nuclei, distances, 5) ``split_ious`` of the refined DSB2018 200-299 ground-truth nuclei."""
     rows = []
     for entry in dsb_items(data, 200, 300):
         image, gts = dsb_instances(data, entry)

@@ -10,7 +10,8 @@ import pytest
 
 pytest.importorskip("pycocotools")  # make_results, which the script reuses, needs it
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from stability_split import boundary_distance, iou, split_ious  # noqa: E402
+from bprefine.metrics.masks import mask_iou as iou  # noqa: E402
+from stability_split import boundary_distance, split_ious  # noqa: E402
 
 
 def _square() -> np.ndarray:

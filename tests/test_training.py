@@ -352,7 +352,7 @@ def test_int8_calibration_pairs_come_from_a_recipe_without_its_ground_truth_sour
 
 
 def test_a_source_may_weigh_its_wrong_pixels_on_its_own():
-    from bprefine.training.batches import sample_batch_from
+    from bprefine.training.batches import sample_batch
     from bprefine.training.loop import _mismatch_weights
     from bprefine.training.patchset import PatchSet
     from bprefine.training.provenance import describe_sources
@@ -360,8 +360,8 @@ def test_a_source_may_weigh_its_wrong_pixels_on_its_own():
     def filled(value: int, k: int) -> PatchSet:
         return PatchSet(np.full((k, 8, 8, 3), value, np.uint8), *np.zeros((2, k, 8, 8), np.uint8))
 
-    patches, source = sample_batch_from([filled(10, 5), filled(200, 7)], np.array([0.4, 0.6]), 64,
-                                        np.random.default_rng(0))
+    patches, source = sample_batch([filled(10, 5), filled(200, 7)], np.array([0.4, 0.6]), 64,
+                                   np.random.default_rng(0))
     assert np.array_equal(patches.images[:, 0, 0, 0], np.where(source == 0, 10, 200)) and set(source) == {0, 1}
 
     plain = SourceConfig(kind="masks", images="a", gt="b", simulate="low_res")

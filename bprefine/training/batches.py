@@ -39,14 +39,10 @@ def patch_loss(logits: torch.Tensor, target: torch.Tensor, coarse: torch.Tensor,
     return (F.binary_cross_entropy_with_logits(logits, target, reduction="none") * weight).sum() / weight.sum()
 
 
-def sample_batch(sets: list[PatchSet], weights: np.ndarray, n: int, rng: np.random.Generator) -> PatchSet:
-    """``n`` patches, each from source ``s`` with probability ``weights[s]`` (weights sum to 1)."""
-    return sample_batch_from(sets, weights, n, rng)[0]
-
-
-def sample_batch_from(sets: list[PatchSet], weights: np.ndarray, n: int, rng: np.random.Generator
-                      ) -> tuple[PatchSet, np.ndarray]:
-    """``sample_batch`` and (n,) the source index of each patch, in batch order."""
+def sample_batch(sets: list[PatchSet], weights: np.ndarray, n: int, rng: np.random.Generator
+                 ) -> tuple[PatchSet, np.ndarray]:
+    """``n`` patches, each from source ``s`` with probability ``weights[s]`` (weights sum to 1), and (n,)
+    the source index of each patch, in batch order."""
     which = rng.choice(len(sets), size=n, p=weights)
     counts = [int((which == s).sum()) for s in range(len(sets))]
     parts = [sets[s].subset(rng.integers(0, len(sets[s]), size=counts[s])) for s in range(len(sets))]

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from bprefine.data.images import atomic_path
 from bprefine.model import RefinementModel, save_model
-from bprefine.training.batches import make_batch, patch_loss, sample_batch_from
+from bprefine.training.batches import make_batch, patch_loss, sample_batch
 from bprefine.training.cache import load_or_build
 from bprefine.training.checkpoint import resume, save_checkpoint, save_rng
 from bprefine.training.config import TrainConfig
@@ -100,7 +100,7 @@ def _step(run: _Run, it: int) -> float:
     for group in run.opt.param_groups:
         group["lr"] = lr
     per_rank = max(c.batch_size // run.dist.world, 1)
-    patches, source = sample_batch_from(run.sets, run.weights, per_rank, run.rng)
+    patches, source = sample_batch(run.sets, run.weights, per_rank, run.rng)
     x, m, t = make_batch(patches, run.rng, config=c.model, augmentation=c.augmentation, mask_noise=c.mask_noise)
     d = run.dist.device
     fmt = torch.channels_last if c.channels_last else torch.contiguous_format
