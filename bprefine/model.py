@@ -35,6 +35,7 @@ class ModelConfig:
     mask_mean: float = 0.5
     mask_std: float = 0.5
     min_move: float = 0.0  # the do-no-harm guard this model is measured best with (Refiner's min_move default)
+    consensus: bool = False  # disjoint masks change hands only where both refinements agree (Refiner's default)
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -114,7 +115,8 @@ def model_card(name: str) -> dict[str, Any]:
                                    where=str(WEIGHTS_DIR / f"{name}.json"))
     prov = config.provenance
     return {"name": name, "card": prov.get("card", ""), "preset": config.preset, "input_size": config.input_size,
-            "patch_size": config.patch_size, "min_move": config.min_move, "iterations": prov.get("iterations"),
+            "patch_size": config.patch_size, "min_move": config.min_move, "consensus": config.consensus,
+            "iterations": prov.get("iterations"),
             "recipe": prov.get("recipe", "")}
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from bprefine import load_model, save_model
 from bprefine.model import WEIGHTS_DIR
 from bprefine.training import load_train_config
+from bprefine.training.init import INFERENCE
 from bprefine.training.provenance import provenance
 
 
@@ -37,7 +38,10 @@ def main() -> None:
         "last_validation": next((r for r in reversed(log) if "biou_after" in r), {}),
         "card": args.card,
     }
-    bundled = replace(model.config, provenance=prov)
+    # settings that say nothing about the weights (min_move, consensus) come from the recipe, which may set
+    # them after training, once measured
+    settings = {k: getattr(config.model, k) for k in INFERENCE if k != "provenance"}
+    bundled = replace(model.config, **settings, provenance=prov)
     path = save_model(type(model)(bundled, model.net), WEIGHTS_DIR / args.name)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     print(json.dumps(prov, indent=2))

@@ -393,6 +393,8 @@ def main() -> None:
     ap.add_argument("--min-move", type=float, default=None,
                     help="the guard's minimum mean boundary move in px (default: the model's; 0: off)")
     ap.add_argument("--flip", action="store_true", help="test-time flip (Refiner flip)")
+    ap.add_argument("--consensus", action=argparse.BooleanOptionalAction, default=None,
+                    help="semantic / panoptic consensus rule (Refiner consensus; default: the model's)")
     ap.add_argument("--patch-size", type=int, default=None, help="box side in image px (default: the model's)")
     ap.add_argument("--padding", type=int, default=None,
                     help="context px cropped around each box and not pasted back (default: the model's)")
@@ -401,7 +403,7 @@ def main() -> None:
     args = ap.parse_args()
     NMS["threshold"] = args.nms_threshold
     SETTINGS.update(engine=args.engine, move_limit=args.move_limit, min_confidence=args.min_confidence,
-                    min_move=args.min_move, edge_skip=args.edge_skip, flip=args.flip,
+                    min_move=args.min_move, edge_skip=args.edge_skip, flip=args.flip, consensus=args.consensus,
                     patch_size=args.patch_size, padding=args.padding)
     refiner = make_refiner(args.model)
     cfg = refiner.config
@@ -415,10 +417,12 @@ def main() -> None:
              + (f" --min-confidence {args.min_confidence}" if args.min_confidence else "")
              + (f" --min-move {args.min_move}" if args.min_move is not None else "")
              + (" --flip" if args.flip else "")
+             + ({True: " --consensus", False: " --no-consensus", None: ""}[args.consensus])
              + (f" --patch-size {args.patch_size}" if args.patch_size is not None else "")
              + (f" --padding {args.padding}" if args.padding is not None else "") + "` "
              f"(deterministic: simulated inputs use seed 0; torch {torch.__version__}, {torch.get_num_threads()} "
-             f"CPU threads, engine `{refiner.engine.name}`, guard min_move {refiner.min_move}).",
+             f"CPU threads, engine `{refiner.engine.name}`, guard min_move {refiner.min_move}"
+             f"{', consensus' if refiner.consensus else ''}).",
              f"Model: `{args.model}` ({cfg.preset}, input {cfg.input_size}, patch {refiner.patch_size}, "
              f"padding {refiner.padding}); see "
              "docs/model_card.md. Bold: after refinement.", ""]

@@ -378,6 +378,9 @@ def test_models_lists_every_bundled_model_with_its_card():
     assert all(c["card"] for c in cards)
     assert {c["name"]: c["min_move"] for c in cards}["people"] == 0.5  # people ships with its guard on
     assert "people     mobilenet_v2, input 256, patch 128, guard min_move 0.5: " in _run("models").output
+    consensus = {c["name"]: c["consensus"] for c in cards}
+    assert consensus["street"] and not consensus["default"]  # street ships with the consensus rule on
+    assert "street     mobilenet_v2, input 128, patch 64, consensus: " in _run("models").output
 
 
 def test_refine_masks_in_two_processes_writes_the_same_files(tmp_path, model_path):

@@ -263,3 +263,51 @@ def test_categories_from_a_categories_json(tmp_path):
         (tmp_path / "b.json").write_text(json.dumps(bad))
         with pytest.raises(ValueError, match=needle):
             load_categories(tmp_path / "b.json")
+
+
+class ShiftNet(torch.nn.Module):
+    """Every mask's refinement is its coarse mask moved 16 input px right: 2 image px for 16-px patches
+    at the default 128-px input."""
+
+    def forward(self, image, mask):
+        shifted = torch.cat([mask[..., :1].expand(*mask.shape[:-1], 16), mask[..., :-16]], dim=-1)
+        return shifted * 4
+
+
+def test_consensus_keeps_pixels_their_owner_still_claims():
+    labels = np.zeros((48, 64), np.int64)
+    labels[:, 32:] = 1
+    image = np.zeros((48, 64, 3), np.uint8)
+    image[:, 28:36] = 255
+    plain = Refiner(model_with(BrightNet()), patch_size=16)
+    agreed = Refiner(model_with(BrightNet()), patch_size=16, consensus=True)
+    assert not plain.consensus and agreed.consensus
+    shipped_on = model_with(BrightNet(), consensus=True)  # a model that ships with the rule on
+    assert Refiner(shipped_on).consensus and not Refiner(shipped_on, consensus=False).consensus
+    # Both classes claim the bright band equally sure; without consensus the first offer wins the tie
+    # and class 0 takes class 1's bright pixels; with it class 1 keeps what its own refinement claims.
+    changed = plain.refine_semantic(image, labels, 2) != labels
+    assert np.array_equal(changed.any(axis=0), np.arange(64) // 4 == 8)  # columns 32-35
+    assert np.array_equal(agreed.refine_semantic(image, labels, 2), labels)
+
+
+def test_consensus_still_moves_pixels_both_refinements_agree_on():
+    labels = np.zeros((48, 64), np.int64)
+    labels[:, 32:] = 1
+    image = np.zeros((48, 64, 3), np.uint8)
+    out = Refiner(model_with(ShiftNet()), patch_size=16, consensus=True).refine_semantic(image, labels, 2)
+    # class 0 claims and class 1 gives up the two columns right of the boundary
+    expected = labels.copy()
+    expected[:, 32:34] = 0
+    assert np.array_equal(out, expected)
+
+
+def test_consensus_panoptic_keeps_the_things_claimed_pixels():
+    image, ids, segs = _thing_on_stuff()
+    out, _ = Refiner(model_with(BrightNet()), patch_size=16, consensus=True).refine_panoptic(image, ids, segs)
+    plain, _ = Refiner(model_with(BrightNet()), patch_size=16).refine_panoptic(image, ids, segs)
+    # The stuff claims the bright square as surely as the thing (see above); under consensus it gets only
+    # the square's middle, which none of the thing's boundary patches covers.
+    moved, moved_plain = out != ids, plain != ids
+    assert not np.any(moved & ~moved_plain) and 0 < moved.sum() < moved_plain.sum() // 4
+    assert np.array_equal(moved, (out == 1) & (ids == 2)) and not moved[17:24].any() and not moved[35:43].any()

@@ -60,6 +60,9 @@ def refiner_options(f):
                           "(alignment >= this, e.g. 0.5) [off: refine every box]."),
         click.option("--flip/--no-flip", default=False, show_default=True,
                      help="Test-time flip: also run every patch mirrored and average the logits (2x network time)."),
+        click.option("--consensus/--no-consensus", default=None,
+                     help="Semantic / panoptic: a pixel changes class or segment only where its own refinement "
+                          "gives it up and another claims it [the model's: on for street, else off]."),
     ]
     for option in reversed(options):
         f = option(f)

@@ -3,6 +3,8 @@
 Where several masks' refined patches claim a pixel (mean logit > 0) the claim of the highest priority
 wins, and among claims of equal priority the most confident; where none does, the coarse owner stays
 (or, when asked, gives up a pixel its own refinement rejects); ``fixed`` pixels (void, ignore) never change.
+Under the refiner's ``consensus`` rule a pixel its coarse owner's refinement still claims is not taken by
+a claim of equal priority, however confident: a pixel changes hands only where both refinements agree.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from bprefine.patches import mask_bbox
 
 if TYPE_CHECKING:
     from bprefine.refine import Refiner
+
+
+HOLD = np.float32(np.finfo(np.float32).max)  # the value of an owner's claim on its own pixel under consensus
 
 
 def coarse_owner(masks: np.ndarray) -> np.ndarray:
@@ -36,7 +41,8 @@ def refine_exclusive(refiner: "Refiner", image: np.ndarray, masks: np.ndarray, *
     a higher-ranked claim wins, and a claim never takes a pixel whose coarse owner outranks the claimant.
     With ``release``, a pixel that no mask claims but whose coarse owner's refinement rejects goes to a
     mask of the lowest rank: the one that covered it with the highest logit, else the nearest across the
-    boundary (the coarse owner keeps it where there is none).
+    boundary (the coarse owner keeps it where there is none). With ``refiner.consensus``, an owner's claim
+    on its own pixel beats every other claim of its rank.
     """
     masks = np.asarray(masks).astype(bool, copy=False)
     rank = np.zeros(len(masks), np.int32) if priority is None else np.asarray(priority, np.int32)
@@ -54,9 +60,10 @@ def refine_exclusive(refiner: "Refiner", image: np.ndarray, masks: np.ndarray, *
         allowed = refiner.allowed(acc, masks[k])
         if allowed is not None:
             covered = covered & allowed
-        claims.offer(acc, k, rank[k], mean, covered & (mean > 0) & (acc.region(owner_rank) <= rank[k]))
+        own = acc.region(owner) == k
+        value = np.where(own, HOLD, mean) if refiner.consensus else mean
+        claims.offer(acc, k, rank[k], value, covered & (mean > 0) & (acc.region(owner_rank) <= rank[k]))
         if release:
-            own = acc.region(owner) == k
             acc.region(rejected)[covered & own & (mean <= 0)] = True
             if rank[k] == floor:
                 heirs.offer(acc, k, floor, mean, covered & ~own)
