@@ -156,6 +156,57 @@ def test_resume_continues_exactly(tmp_path):
     assert prov["iterations"] == 12 and prov["init"] == "random" and "masks, simulated low_res" in prov["data"]
 
 
+def test_weight_average_follows_the_formula():
+    from bprefine.training.average import WeightAverage
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2))
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+    avg = WeightAverage(net, 0.9)
+    assert avg.decay_at(0) == pytest.approx(0.1) and avg.decay_at(1000) == 0.9
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1.0)
+        net[1].num_batches_tracked.fill_(7)
+    avg.update(net, 1000)
+    now = avg.net.state_dict()
+    for k, v in net.state_dict().items():
+        if v.is_floating_point():
+            assert torch.allclose(now[k], 0.9 * start[k] + 0.1 * v)
+        else:
+            assert int(now[k]) == 7
+    assert not any(p.requires_grad for p in avg.net.parameters())
+    with pytest.raises(ValueError, match="ema_decay"):
+        WeightAverage(net, 1.0)
+    with pytest.raises(ValueError, match="ema_decay"):
+        _tiny_config(_synthetic_source_stub(), ema_decay=1.5)
+
+
+def _synthetic_source_stub() -> SourceConfig:
+    return SourceConfig(kind="masks", images="i", gt="g", simulate="low_res")
+
+
+def test_moving_average_is_what_a_run_ships_and_resumes_exactly(tmp_path):
+    torch.set_num_threads(1)
+    source = _synthetic_source(tmp_path / "data")
+    config = _tiny_config(source, ema_decay=0.5)
+    whole = train(config, tmp_path / "whole", progress=False)
+    plain = load_model(tmp_path / "whole" / "last")  # the trained weights, not the average
+    final = load_model(tmp_path / "whole" / "final")
+    shipped = final.net.state_dict()
+    assert any(not torch.equal(shipped[k], v) for k, v in plain.net.state_dict().items() if v.is_floating_point())
+    assert all(torch.equal(shipped[k], v) for k, v in whole.net.state_dict().items())
+    assert all(torch.equal(shipped[k], v) for k, v in load_model(tmp_path / "whole" / "iter_12").net.state_dict().items())
+    assert final.config.provenance["ema_decay"] == 0.5
+    train(config, tmp_path / "split", progress=False, stop_at=6)
+    assert (tmp_path / "split" / "last_average.safetensors").is_file()
+    resumed = train(config, tmp_path / "split", progress=False)
+    a, b = whole.net.state_dict(), resumed.net.state_dict()
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+    with pytest.raises(ValueError, match="no moving average"):  # a plain checkpoint, resumed with an average
+        train(_tiny_config(source), tmp_path / "plain", progress=False, stop_at=6)
+        train(config, tmp_path / "plain", progress=False)
+
+
 @needs_shared_data("ccp")
 def test_tiny_training_on_shared_images_lowers_the_loss(tmp_path):
     torch.set_num_threads(2)

@@ -106,6 +106,7 @@ class TrainConfig:
     mismatch_weight: float = 1.0  # loss weight of pixels where the coarse mask is wrong (others: 1)
     precision: str = "fp32"  # "bf16": bfloat16 autocast for the forward pass (CPU with AVX512-bf16, or GPU)
     channels_last: bool = False  # NHWC memory format for the network (faster convolutions on CPU)
+    ema_decay: float = 0.0  # > 0: validate, checkpoint and ship a moving average of the weights (``average``)
 
     def __post_init__(self) -> None:
         positive = ("iterations", "batch_size", "checkpoint_every", "val_every", "log_every", "workers")
@@ -129,6 +130,8 @@ class TrainConfig:
             raise ValueError(f"mask_noise must lie in [0, 1], got {self.mask_noise}")
         if not self.mismatch_weight > 0:
             raise ValueError(f"mismatch_weight must be > 0, got {self.mismatch_weight}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must lie in [0, 1) (0: off), got {self.ema_decay}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.sources and sum(s.weight for s in self.sources) <= 0:

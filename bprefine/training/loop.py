@@ -2,7 +2,8 @@
 
 Run as one process, or as several under ``torchrun`` (see ``distributed``). Only rank 0 writes
 files. The concerns around the loop each have a module: ``cache`` (patch shards), ``batches`` and
-``augment`` (inputs), ``checkpoint`` (exact resume), ``validation``, ``provenance``.
+``augment`` (inputs), ``checkpoint`` (exact resume), ``average`` (the moving average of the weights),
+``validation``, ``provenance``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from bprefine.data.images import atomic_path
 from bprefine.model import RefinementModel, save_model
 from bprefine.training.batches import make_batch, patch_loss, sample_batch
 from bprefine.training.cache import load_or_build
-from bprefine.training.checkpoint import resume, save_checkpoint, save_rng
+from bprefine.training.average import WeightAverage
+from bprefine.training.checkpoint import resume, resume_average, save_checkpoint, save_rng
 from bprefine.training.config import TrainConfig
 from bprefine.training.distributed import Dist, init_dist
 from bprefine.training.init import init_net
@@ -46,9 +48,14 @@ class _Run:
     rng: np.random.Generator
     init: str
     start: int
+    average: WeightAverage | None = None  # the moving average of ``net`` (``TrainConfig.ema_decay`` > 0)
 
     def model(self) -> RefinementModel:
         return RefinementModel(self.config.model, self.net)
+
+    def shipped_net(self) -> torch.nn.Module:
+        """The weights the run validates and writes as ``iter_<N>`` / ``final``: the average, if kept."""
+        return self.average.net if self.average is not None else self.net
 
 
 def _load_patches(config: TrainConfig, out: Path, d: Dist) -> tuple[list[PatchSet], list[PatchSet]]:
@@ -77,11 +84,16 @@ def _setup(config: TrainConfig, out: Path) -> _Run:
     opt = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     rng = np.random.default_rng([config.seed, d.rank])
     start = resume(out, net, opt, rng, d.rank)
+    average = WeightAverage(net, config.ema_decay) if config.ema_decay else None
+    if average is not None and start and not resume_average(out, average.net):
+        raise ValueError(f"{out}: the checkpoint has no moving average (last_average.safetensors), "
+                         f"but the config asks for ema_decay {config.ema_decay}")
     if d.main:
         meta = config.to_json() | {"init": init, "world_size": d.world, "resumed_from": start}
         with atomic_path(out / "train_config.json") as tmp:
             tmp.write_text(json.dumps(meta, indent=2))
-    return _Run(config, out, d, sets, val_sets, weights / weights.sum(), net, d.wrap(net), opt, rng, init, start)
+    return _Run(config, out, d, sets, val_sets, weights / weights.sum(), net, d.wrap(net), opt, rng, init, start,
+                average)
 
 
 def _mismatch_weights(config: TrainConfig, source: np.ndarray) -> float | torch.Tensor:
@@ -111,6 +123,8 @@ def _step(run: _Run, it: int) -> float:
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
     run.opt.step()
+    if run.average is not None:
+        run.average.update(run.net, it)
     return loss.item()
 
 
@@ -123,10 +137,12 @@ def _hooks(run: _Run, done: int, end: int, loss: float, lr: float, elapsed: floa
     if done % c.checkpoint_every == 0 or done == end:
         save_rng(run.out, run.dist.rank, done, run.rng)  # before the weights: last_state.json comes last
         if run.dist.main:
-            save_checkpoint(run.out, run.model(), run.opt, done)
+            average = RefinementModel(c.model, run.average.net) if run.average is not None else None
+            save_checkpoint(run.out, run.model(), run.opt, done, average)
     if c.val_sources and (done % c.val_every == 0 or done == c.iterations) and run.dist.main:
-        run.net.eval()
-        record = record | {"iter": done} | validate(run.net, run.val_sets, c, run.dist.device)
+        net = run.shipped_net()
+        net.eval()
+        record = record | {"iter": done} | validate(net, run.val_sets, c, run.dist.device)
         run.net.train()
     return record
 
@@ -134,10 +150,11 @@ def _hooks(run: _Run, done: int, end: int, loss: float, lr: float, elapsed: floa
 def _finish(run: _Run, end: int) -> RefinementModel:
     run.net.eval()
     c = run.config
+    net = run.shipped_net()
     if run.dist.main and end == c.iterations:
         final = replace(c.model, provenance=c.model.provenance | provenance(c, run.init, run.dist.world))
-        save_model(RefinementModel(final, run.net), run.out / "final")
-    return run.model()
+        save_model(RefinementModel(final, net), run.out / "final")
+    return RefinementModel(c.model, net)
 
 
 def train(config: TrainConfig, out_dir: str | Path, *, progress: bool = True, stop_at: int | None = None

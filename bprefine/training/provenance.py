@@ -23,4 +23,5 @@ def provenance(config: TrainConfig, init: str, world: int) -> dict:
     return {"data": describe_sources(config), "iterations": config.iterations, "batch_size": config.batch_size,
             "seed": config.seed, "init": init, "processes": world, "nms_threshold": config.nms_threshold,
             "augmentation": config.augmentation, "mask_noise": config.mask_noise,
-            "mismatch_weight": config.mismatch_weight, "precision": config.precision}
+            "mismatch_weight": config.mismatch_weight, "precision": config.precision} \
+        | ({"ema_decay": config.ema_decay} if config.ema_decay else {})
