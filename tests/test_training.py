@@ -178,11 +178,7 @@ def test_weight_average_follows_the_formula():
     with pytest.raises(ValueError, match="ema_decay"):
         WeightAverage(net, 1.0)
     with pytest.raises(ValueError, match="ema_decay"):
-        _tiny_config(_synthetic_source_stub(), ema_decay=1.5)
-
-
-def _synthetic_source_stub() -> SourceConfig:
-    return SourceConfig(kind="masks", images="i", gt="g", simulate="low_res")
+        _tiny_config(SourceConfig(kind="masks", images="i", gt="g", simulate="low_res"), ema_decay=1.5)
 
 
 def test_moving_average_is_what_a_run_ships_and_resumes_exactly(tmp_path):
@@ -202,8 +198,8 @@ def test_moving_average_is_what_a_run_ships_and_resumes_exactly(tmp_path):
     resumed = train(config, tmp_path / "split", progress=False)
     a, b = whole.net.state_dict(), resumed.net.state_dict()
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+    train(_tiny_config(source), tmp_path / "plain", progress=False, stop_at=6)
     with pytest.raises(ValueError, match="no moving average"):  # a plain checkpoint, resumed with an average
-        train(_tiny_config(source), tmp_path / "plain", progress=False, stop_at=6)
         train(config, tmp_path / "plain", progress=False)
 
 
