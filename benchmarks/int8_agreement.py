@@ -2,12 +2,14 @@
 nodes in float brings it back.
 
     python benchmarks/int8_agreement.py --model people [--data ../shared/data] [--every 3]
-        [--variants int8,no-classifier,no-first-conv,no-decoder,no-depthwise,no-resize-concat,minmax]
+        [--variants int8,int8-saturating,no-classifier,no-first-conv,no-decoder,no-depthwise,no-resize-concat,minmax]
 
 The boundary patches of the held-out CCP photos (0701-0804, every ``--every``-th, real selfie masks, boxes at
 the inference default NMS 0.1) go through the float ONNX network and through int8 networks quantized as
 ``bprefine.quantize`` does (same calibration patches), each variant leaving a group of nodes unquantized
-(``no-...``) or calibrating with min/max instead of percentiles (``minmax``). For each it prints the
+(``no-...``) or calibrating with min/max instead of percentiles (``minmax``); ``int8-saturating`` runs
+the plain int8 network without the exact products that ``bprefine.engine.session_options`` asks for (which
+matters on x86 CPUs without VNNI only). For each it prints the
 share of patch pixels whose decision differs from float (``flip``), and the pixel error and mean patch IoU
 against ground truth, so that an int8 loss seen on whole images can be told apart from one made in the
 network. One thread; nothing else should run beside it for the seconds to mean anything.
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bprefine.engine import export_onnx
+from bprefine.engine import export_onnx, session_options
 from bprefine.model import ModelConfig, load_model
 from bprefine.patches import crop_masks, crop_patches, extract_boxes
 from bprefine.quantize import calibration_batches, quantize_int8
@@ -32,7 +34,7 @@ from bprefine.tensors import logits_to_patches, patches_to_tensors
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from make_results import ccp_items  # noqa: E402  (the held-out split, read one way)
 
-VARIANTS = ("int8", "no-classifier", "no-first-conv", "no-decoder", "no-depthwise", "no-resize-concat", "minmax")
+VARIANTS = ("int8", "int8-saturating", "no-classifier", "no-first-conv", "no-decoder", "no-depthwise", "no-resize-concat", "minmax")
 
 
 def held_out_patches(data: Path, config: ModelConfig, every: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -53,13 +55,13 @@ def held_out_patches(data: Path, config: ModelConfig, every: int) -> tuple[dict[
     return {"image": x.contiguous().numpy(), "mask": m.contiguous().numpy()}, np.concatenate(truths)
 
 
-def decisions(model_bytes: bytes, feeds: dict[str, np.ndarray], config: ModelConfig) -> np.ndarray:
-    """(K, p, p) foreground decisions of an ONNX network on ``feeds``, at the patch's native size."""
+def decisions(model_bytes: bytes, feeds: dict[str, np.ndarray], config: ModelConfig, *,
+              exact_int8: bool = True) -> np.ndarray:
+    """(K, p, p) foreground decisions of an ONNX network on ``feeds``, at the patch's native size;
+    ``exact_int8=False``: without the engine's exact int8 products on x86 CPUs lacking VNNI."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(model_bytes, session_options(1, exact_int8=exact_int8), providers=["CPUExecutionProvider"])
     out = [session.run(None, {k: v[i : i + 32] for k, v in feeds.items()})[0] for i in range(0, len(feeds["mask"]), 32)]
     p = config.patch_size
     return logits_to_patches(torch.from_numpy(np.concatenate(out)), box_hw=(p, p), padding=config.padding) > 0
@@ -116,7 +118,7 @@ def main() -> None:
     for variant in variants:
         t = time.perf_counter()
         int8 = quantize_int8(fp32, calibration, exclude=excluded(variant, fp32), minmax=variant == "minmax")
-        pred = decisions(int8, feeds, model.config)
+        pred = decisions(int8, feeds, model.config, exact_int8=variant != "int8-saturating")
         line = " ".join(f"{k} {v:.3f}" for k, v in scores(pred, ref, truth).items())
         print(f"{variant:18s} {line} ({time.perf_counter() - t:.0f} s)", flush=True)
 

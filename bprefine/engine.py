@@ -65,6 +65,28 @@ class TorchEngine:
         return self.net(image.to(self.device), mask.to(self.device))
 
 
+def session_options(threads: int, *, exact_int8: bool = True) -> "onnxruntime.SessionOptions":
+    """ONNX Runtime options for a refinement network on ``threads`` CPU threads.
+
+    ``session.x64quantprecision``: on x86 CPUs without VNNI (AVX2-only: AMD Zen 1-3, Intel before Ice Lake /
+    Cascade Lake) ONNX Runtime's fast u8 x s8 int8 kernels saturate 16-bit intermediate sums; this option
+    makes it compute those products exactly (u8 x u8) where the weights need it. Without it the int8 networks
+    decided 5.6% of patch pixels unlike fp32 on such a CPU instead of 0.26% (docs/benchmarks.md, "int8 on
+    CPUs without VNNI"); with VNNI, and for float networks, it changes nothing. ``exact_int8=False`` leaves
+    it out (for ``benchmarks/int8_agreement.py``, which measures what it costs)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # no warnings on stderr
+    if exact_int8:
+        options.add_session_config_entry("session.x64quantprecision", "1")
+    return options
+
+
 class OnnxEngine:
     """The network exported to ONNX and run by ONNX Runtime on the CPU; ``int8`` quantizes it first
     (``bprefine.quantize``: static, calibrated on real patches). ``threads`` defaults to torch's
@@ -83,13 +105,8 @@ class OnnxEngine:
                 raise ValueError("the onnx-int8 engine needs calibration patches")
             model = quantize_int8(model, calibration())
         self.name = "onnx-int8" if int8 else "onnx"
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.intra_op_num_threads = threads or torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # no warnings on stderr
-        self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(model, session_options(threads or torch.get_num_threads()),
+                                            providers=["CPUExecutionProvider"])
 
     def __call__(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         feeds = {"image": image.contiguous().numpy(), "mask": mask.contiguous().numpy()}

@@ -23,6 +23,11 @@ LICENCE_NOTE = ("Weights trained by bprefine on CCP (Apache-2.0), DSB2018 (CC0) 
                 "(research / non-commercial) data; check the provenance before commercial use.")
 
 
+INT8_RUNTIME = ("model.int8.onnx: in ONNX Runtime set the session option session.x64quantprecision=1 "
+                "(SessionOptions.add_session_config_entry) as bprefine does; on x86 CPUs without VNNI its int8 "
+                "kernels otherwise saturate and decide several percent of patch pixels unlike model.onnx")
+
+
 def preprocessing(model: RefinementModel) -> dict:
     """The pre- and post-processing around the network, as data."""
     c = model.config
@@ -79,7 +84,8 @@ def export_model(model: RefinementModel, out: str | Path, *, name: str = "model"
     if onnx or int8:
         fp32 = export_onnx(model.net, model.config.input_size)
         _write(out / "model.onnx", fp32)
-        _write(out / "preprocessing.json", json.dumps(preprocessing(model), indent=2) + "\n")
+        steps = preprocessing(model) | ({"int8_runtime": INT8_RUNTIME} if int8 else {})
+        _write(out / "preprocessing.json", json.dumps(steps, indent=2) + "\n")
         written += [out / "model.onnx", out / "preprocessing.json"]
         if int8:
             from bprefine.quantize import calibration_batches, quantize_int8

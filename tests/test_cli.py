@@ -362,6 +362,7 @@ def test_bench_json_reports_engine_and_breakdown():
     folder = report["folder"]
     assert folder["images"] == 4 and len(folder["runs"]) == 2 and folder["speedup_over_1_core"]["1 core"] == 1.0
     assert report["engine"] in ("onnx-int8", "onnx", "torch")
+    assert set(report["cpu"]) == {"machine", "avx2", "avx512", "vnni", "avx512_bf16", "amx"}  # what the figures ran on
     city = report["cityscapes_1024x2048"]
     assert city["patches"] >= 100 and set(city["breakdown_ms"]) == {"extraction", "network", "reassembly"}
     assert report["sample_photos"]["images"] == 4 and report["torch_patches_per_s_batch16"]["mobilenet_v2"]["128"] > 0

@@ -73,7 +73,9 @@ def test_export_hugging_face_layout_loads_back(tmp_path):
                      "preprocessing.json"]
     card = (tmp_path / "hf" / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: bprefine\n") and "\n---\n" in card
-    assert json.loads((tmp_path / "hf" / "preprocessing.json").read_text())["image"]["mean"][0] == 0.485
+    steps = json.loads((tmp_path / "hf" / "preprocessing.json").read_text())
+    assert steps["image"]["mean"][0] == 0.485
+    assert "session.x64quantprecision=1" in steps["int8_runtime"]  # how to run the int8 network exactly
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
     mask = np.zeros((60, 80), bool)

@@ -156,6 +156,36 @@ def test_resume_continues_exactly(tmp_path):
     assert prov["iterations"] == 12 and prov["init"] == "random" and "masks, simulated low_res" in prov["data"]
 
 
+def test_precision_auto_takes_bf16_only_where_it_is_native(monkeypatch):
+    from bprefine.training import precision
+
+    cpu = torch.device("cpu")
+    assert precision.resolve_precision("fp32", cpu) == "fp32"
+    monkeypatch.setattr(precision, "bf16_native", lambda device: True)
+    assert precision.resolve_precision("auto", cpu) == "bf16"
+    assert precision.resolve_precision("bf16", cpu) == "bf16"
+    monkeypatch.setattr(precision, "bf16_native", lambda device: False)
+    assert precision.resolve_precision("auto", cpu) == "fp32"
+    with pytest.warns(UserWarning, match="no native bfloat16"):
+        assert precision.resolve_precision("bf16", cpu) == "bf16"  # asked for explicitly: kept, but warned
+    with pytest.raises(ValueError, match="precision must be one of"):
+        precision.resolve_precision("fp16", cpu)
+    with pytest.raises(ValueError, match="'fp16'"):
+        _tiny_config(SourceConfig(kind="masks", images="i", gt="g", simulate="low_res"), precision="fp16")
+    assert TrainConfig().precision == "auto"
+
+
+def test_a_run_records_the_precision_it_trained_in(tmp_path, monkeypatch):
+    from bprefine.training import precision
+
+    torch.set_num_threads(1)
+    monkeypatch.setattr(precision, "bf16_native", lambda device: False)
+    source = _synthetic_source(tmp_path / "data", n=2)
+    train(_tiny_config(source, iterations=2, checkpoint_every=2), tmp_path / "run", progress=False)
+    assert load_model(tmp_path / "run" / "final").config.provenance["precision"] == "fp32"
+    assert json.loads((tmp_path / "run" / "train_config.json").read_text())["precision"] == "fp32"
+
+
 def test_weight_average_follows_the_formula():
     from bprefine.training.average import WeightAverage
 

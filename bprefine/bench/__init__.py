@@ -20,6 +20,7 @@ from bprefine import densecrf
 from bprefine.bench import folder, inprocess, peers, scenes
 from bprefine.bench.inprocess import pipeline_ms, preset_patches_per_s
 from bprefine.bench.scenes import synthetic_scene
+from bprefine.hardware import cpu_features
 from bprefine.nets import PRESETS
 from bprefine.refine import DEFAULT_NMS_THRESHOLD, Refiner
 
@@ -49,7 +50,8 @@ def run_bench(*, presets: list[str] | None = None, repeats: int = 5, quick: bool
     """Run every part and print it (``as_json``: one JSON object); ``folder_images=0`` skips the folder run."""
     thr = DEFAULT_NMS_THRESHOLD if nms_threshold is None else nms_threshold
     refiner = Refiner(model, engine=engine, nms_threshold=thr)
-    report: dict = {"torch": torch.__version__, "threads": torch.get_num_threads(), "engine": refiner.engine.name,
+    report: dict = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": cpu_features(),
+                    "engine": refiner.engine.name,
                     "model": model, "nms_threshold": thr, "repeats": repeats}
     report["cityscapes_1024x2048"] = inprocess.cityscapes_like(refiner, repeats)
     report["sample_photos"] = inprocess.sample_photos(refiner, repeats)
@@ -70,7 +72,9 @@ def run_bench(*, presets: list[str] | None = None, repeats: int = 5, quick: bool
 
 def _print(report: dict, sizes: tuple[int, ...]) -> None:
     c, p, f = report["cityscapes_1024x2048"], report["sample_photos"], report["street_frame_480x360"]
-    click.echo(f"torch {report['torch']}, {report['threads']} threads; engine {report['engine']}; "
+    flags = [k for k, v in report["cpu"].items() if v is True]
+    click.echo(f"torch {report['torch']}, {report['threads']} threads, CPU {report['cpu']['machine']} "
+               f"({', '.join(flags) or 'no AVX2'}); engine {report['engine']}; "
                f"model {report['model']}; nms {report['nms_threshold']}")
     click.echo(f"1024x2048, {c['patches']} patches ({c['instances']} instances): {c['end_to_end_s']:.3f} s end to end; "
                + ", ".join(f"{k} {v:.1f} ms" for k, v in c["breakdown_ms"].items()))

@@ -12,13 +12,13 @@ import yaml
 
 from bprefine.model import ModelConfig
 from bprefine.strict import from_mapping
+from bprefine.training.precision import PRECISIONS
 
 SOURCE_KINDS = ("masks", "instance_png", "coco", "semantic")
 MASK_SIMULATORS = ("low_res", "mask_head", "identity")  # per mask: masks, instance_png and coco sources
 SEMANTIC_SIMULATORS = ("semantic_low_res", "identity")  # per label map: semantic sources
 SIMULATORS = ("low_res", "mask_head", "semantic_low_res", "identity")
 AUGMENTATIONS = ("none", "basic", "strong")
-PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class TrainConfig:
     augmentation: str = "basic"  # "none", "basic" (flip + photometric) or "strong" (+ colour, stain, blur, noise, JPEG)
     mask_noise: float = 0.0  # probability of eroding/dilating/shifting a patch's coarse mask channel
     mismatch_weight: float = 1.0  # loss weight of pixels where the coarse mask is wrong (others: 1)
-    precision: str = "fp32"  # "bf16": bfloat16 autocast for the forward pass (CPU with AVX512-bf16, or GPU)
+    precision: str = "auto"  # "bf16": bfloat16 autocast for the forward pass; "auto": bf16 where native (``precision``)
     channels_last: bool = False  # NHWC memory format for the network (faster convolutions on CPU)
     ema_decay: float = 0.0  # > 0: validate, checkpoint and ship a moving average of the weights (``average``)
 

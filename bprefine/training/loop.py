@@ -28,6 +28,7 @@ from bprefine.training.config import TrainConfig
 from bprefine.training.distributed import Dist, init_dist
 from bprefine.training.init import init_net
 from bprefine.training.patchset import PatchSet
+from bprefine.training.precision import resolve_precision
 from bprefine.training.provenance import provenance
 from bprefine.training.validation import validate
 
@@ -73,6 +74,7 @@ def _setup(config: TrainConfig, out: Path) -> _Run:
     if not config.sources:
         raise ValueError("the training config lists no data sources")
     d = init_dist(config.device)
+    config = replace(config, precision=resolve_precision(config.precision, d.device))  # "auto" -> fp32 / bf16
     if d.main:
         out.mkdir(parents=True, exist_ok=True)
     sets, val_sets = _load_patches(config, out, d)
