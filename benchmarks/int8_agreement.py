@@ -2,14 +2,15 @@
 nodes in float brings it back.
 
     python benchmarks/int8_agreement.py --model people [--data ../shared/data] [--every 3]
-        [--variants int8,int8-saturating,no-classifier,no-first-conv,no-decoder,no-depthwise,no-resize-concat,minmax]
+        [--variants int8,int8-saturating,7bit,no-classifier,no-first-conv,no-decoder,no-depthwise,no-resize-concat,minmax]
 
 The boundary patches of the held-out CCP photos (0701-0804, every ``--every``-th, real selfie masks, boxes at
 the inference default NMS 0.1) go through the float ONNX network and through int8 networks quantized as
 ``bprefine.quantize`` does (same calibration patches), each variant leaving a group of nodes unquantized
 (``no-...``) or calibrating with min/max instead of percentiles (``minmax``); ``int8-saturating`` runs
 the plain int8 network without the exact products that ``bprefine.engine.session_options`` asks for (which
-matters on x86 CPUs without VNNI only). For each it prints the
+matters on x86 CPUs without VNNI only); ``7bit`` quantizes the weights to 7 bits, which those CPUs' fast
+kernels multiply exactly. For each it prints the
 share of patch pixels whose decision differs from float (``flip``), and the pixel error and mean patch IoU
 against ground truth, so that an int8 loss seen on whole images can be told apart from one made in the
 network. One thread; nothing else should run beside it for the seconds to mean anything.
@@ -34,7 +35,7 @@ from bprefine.tensors import logits_to_patches, patches_to_tensors
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from make_results import ccp_items  # noqa: E402  (the held-out split, read one way)
 
-VARIANTS = ("int8", "int8-saturating", "no-classifier", "no-first-conv", "no-decoder", "no-depthwise", "no-resize-concat", "minmax")
+VARIANTS = ("int8", "int8-saturating", "7bit", "no-classifier", "no-first-conv", "no-decoder", "no-depthwise", "no-resize-concat", "minmax")
 
 
 def held_out_patches(data: Path, config: ModelConfig, every: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -117,7 +118,8 @@ def main() -> None:
     calibration = calibration_batches(model.config)
     for variant in variants:
         t = time.perf_counter()
-        int8 = quantize_int8(fp32, calibration, exclude=excluded(variant, fp32), minmax=variant == "minmax")
+        int8 = quantize_int8(fp32, calibration, exclude=excluded(variant, fp32), minmax=variant == "minmax",
+                             seven_bit=variant == "7bit")
         pred = decisions(int8, feeds, model.config, exact_int8=variant != "int8-saturating")
         line = " ".join(f"{k} {v:.3f}" for k, v in scores(pred, ref, truth).items())
         print(f"{variant:18s} {line} ({time.perf_counter() - t:.0f} s)", flush=True)

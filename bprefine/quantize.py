@@ -75,10 +75,11 @@ def calibration_batches(config: ModelConfig, *, batch: int = 32, limit: int = 32
 
 
 def quantize_int8(onnx_model: bytes, feeds: list[dict[str, np.ndarray]], *, exclude: Sequence[str] = (),
-                  minmax: bool = False) -> bytes:
+                  minmax: bool = False, seven_bit: bool = False) -> bytes:
     """The int8 (QDQ) version of an fp32 ONNX model, calibrated on ``feeds``. ``exclude``: names of nodes left
-    in float; ``minmax``: min/max activation ranges instead of the 99.999th percentile (both for studies such as
-    ``benchmarks/int8_agreement.py``; the shipped networks use neither)."""
+    in float; ``minmax``: min/max activation ranges instead of the 99.999th percentile; ``seven_bit``: weights
+    in 7 bits (ONNX Runtime's ``reduce_range``), which x86 CPUs without VNNI multiply exactly on their fast
+    kernels (all three for studies such as ``benchmarks/int8_agreement.py``; the shipped networks use none)."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -103,5 +104,5 @@ def quantize_int8(onnx_model: bytes, feeds: list[dict[str, np.ndarray]], *, excl
             quantize_static(str(pre), str(q), _Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             calibrate_method=CalibrationMethod.MinMax if minmax else CalibrationMethod.Percentile,
-                            nodes_to_exclude=list(exclude))
+                            nodes_to_exclude=list(exclude), reduce_range=seven_bit)
         return q.read_bytes()

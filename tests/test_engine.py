@@ -78,6 +78,25 @@ def test_shipped_int8_networks_decide_boundary_patches_like_fp32(name):
 
 
 @needs_onnx
+def test_seven_bit_weights_stay_within_what_fast_kernels_multiply_exactly():
+    import onnx
+    from onnx import numpy_helper
+
+    from bprefine.engine import export_onnx
+    from bprefine.quantize import calibration_batches, quantize_int8
+
+    model = RefinementModel.untrained(ModelConfig(input_size=64))
+    fp32 = export_onnx(model.net, 64)
+    feeds = calibration_batches(model.config, limit=64)
+    largest = {}
+    for seven_bit in (False, True):
+        graph = onnx.load_from_string(quantize_int8(fp32, feeds, seven_bit=seven_bit)).graph
+        weights = [numpy_helper.to_array(t) for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
+        largest[seven_bit] = max(int(np.abs(w.astype(np.int32)).max()) for w in weights)
+    assert largest[False] > 64 >= largest[True]  # 7 bits: |w| <= 64, no 16-bit saturation in pairs of products
+
+
+@needs_onnx
 def test_auto_uses_the_shipped_int8_network_only_while_it_matches_the_weights(tmp_path, monkeypatch):
     import shutil
 
