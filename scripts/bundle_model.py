@@ -35,7 +35,8 @@ def main() -> None:
     prov = provenance(config, meta["init"], meta["world_size"]) | {
         "recipe": f"bprefine train --config {args.config.as_posix()} --out {args.run.as_posix()}",
         "train_wall_s": max(r.get("elapsed_s", 0) for r in log),
-        "last_validation": next((r for r in reversed(log) if "biou_after" in r), {}),
+        "last_validation": next((r for r in reversed(log) if "biou_after" in r or "patch_iou" in r), {}),
+        "precision": meta.get("precision", config.precision),  # what the run resolved "auto" to
         "card": args.card,
     }
     # settings that say nothing about the weights (min_move, consensus) come from the recipe, which may set
