@@ -273,7 +273,7 @@ def test_config_yaml_and_overrides(tmp_path):
 
 
 def test_shipped_configs_parse():
-    for path in sorted((REPO / "configs").glob("*.yaml")):
+    for path in sorted((REPO / "configs").glob("**/*.yaml")):  # the recipes and the levers
         config = load_train_config(path)
         assert config.sources, path
 
@@ -290,7 +290,8 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert res.returncode == 0, res.stderr[-3000:]
     meta = json.loads((tmp_path / "run" / "train_config.json").read_text())
-    assert meta["world_size"] == 2
+    assert meta["world_size"] == 2 and meta["precision"] in ("fp32", "bf16")  # "auto" resolved
+    assert f"trained in {meta['precision']}" in res.stdout
     assert (tmp_path / "run" / "last_rng_1.json").is_file()
     load_model(tmp_path / "run" / "final")
 

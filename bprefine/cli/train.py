@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -37,7 +38,9 @@ def train(config_path: Path | None, out: Path, resume: bool, overrides: tuple[st
     if resume and not (out / "last_state.json").exists():
         raise ValueError(f"{out}: no checkpoint to resume (last_state.json is missing); drop --resume to start")
     model = run_training(config, out)
-    click.echo(f"final model: {out / 'final.safetensors'} ({model.config.preset}, input {model.config.input_size})")
+    precision = json.loads((out / "train_config.json").read_text())["precision"]  # what "auto" resolved to
+    click.echo(f"final model: {out / 'final.safetensors'} ({model.config.preset}, input {model.config.input_size}, "
+               f"trained in {precision})")
 
 
 @click.group(cls=Group)
