@@ -2,7 +2,8 @@
 nodes in float brings it back.
 
     python benchmarks/int8_agreement.py --model people [--data ../shared/data] [--every 3]
-        [--variants int8,int8-saturating,7bit,no-classifier,no-first-conv,no-decoder,no-depthwise,no-resize-concat,minmax]
+        [--variants int8,int8-saturating,7bit,no-classifier,no-first-conv,no-decoder,no-depthwise,
+                    no-resize-concat,minmax]
 
 The boundary patches of the held-out CCP photos (0701-0804, every ``--every``-th, real selfie masks, boxes at
 the inference default NMS 0.1) go through the float ONNX network and through int8 networks quantized as
@@ -35,7 +36,8 @@ from bprefine.tensors import logits_to_patches, patches_to_tensors
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from make_results import ccp_items  # noqa: E402  (the held-out split, read one way)
 
-VARIANTS = ("int8", "int8-saturating", "7bit", "no-classifier", "no-first-conv", "no-decoder", "no-depthwise", "no-resize-concat", "minmax")
+VARIANTS = ("int8", "int8-saturating", "7bit", "no-classifier", "no-first-conv", "no-decoder", "no-depthwise",
+            "no-resize-concat", "minmax")
 
 
 def held_out_patches(data: Path, config: ModelConfig, every: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -62,7 +64,8 @@ def decisions(model_bytes: bytes, feeds: dict[str, np.ndarray], config: ModelCon
     ``exact_int8=False``: without the engine's exact int8 products on x86 CPUs lacking VNNI."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(model_bytes, session_options(1, exact_int8=exact_int8), providers=["CPUExecutionProvider"])
+    options = session_options(1, exact_int8=exact_int8)
+    session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
     out = [session.run(None, {k: v[i : i + 32] for k, v in feeds.items()})[0] for i in range(0, len(feeds["mask"]), 32)]
     p = config.patch_size
     return logits_to_patches(torch.from_numpy(np.concatenate(out)), box_hw=(p, p), padding=config.padding) > 0

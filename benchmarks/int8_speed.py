@@ -22,7 +22,7 @@ import time
 import torch
 
 from bprefine.engine import export_onnx, session_options
-from bprefine.hardware import cpu_features
+from bprefine.hardware import cpu_features, describe_cpu
 from bprefine.model import WEIGHTS_DIR, load_model
 from bprefine.quantize import calibration_batches, quantize_int8
 
@@ -69,8 +69,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(report))
     else:
-        flags = ", ".join(k for k, v in report["cpu"].items() if v is True)
-        print(f"{args.model}, batch {n}, {args.threads} thread(s), CPU {report['cpu']['machine']} ({flags})")
+        print(f"{args.model}, batch {n}, {args.threads} thread(s), CPU {describe_cpu(report['cpu'])}")
         for k, v in rows.items():
             print(f"{k:16s} {v:8.1f} patches/s")
         print(f"int8 / fp32: {report['int8_over_fp32']}x")

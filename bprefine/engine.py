@@ -72,8 +72,8 @@ def session_options(threads: int, *, exact_int8: bool = True) -> "onnxruntime.Se
     Cascade Lake) ONNX Runtime's fast u8 x s8 int8 kernels saturate 16-bit intermediate sums; this option
     makes it compute those products exactly (u8 x u8) where the weights need it. Without it the int8 networks
     decided 5.6% of patch pixels unlike fp32 on such a CPU instead of 0.26% (docs/benchmarks.md, "int8 on
-    CPUs without VNNI"); ONNX Runtime applies it only on x86 CPUs without VNNI, and never to float networks. ``exact_int8=False`` leaves
-    it out (for ``benchmarks/int8_agreement.py``, which measures what it costs)."""
+    CPUs without VNNI"); ONNX Runtime applies it only on x86 CPUs without VNNI, and never to float networks.
+    ``exact_int8=False`` leaves it out (for ``benchmarks/int8_agreement.py``, which measures what it costs)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()

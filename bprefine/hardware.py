@@ -27,3 +27,9 @@ def _probe(name: str) -> bool:
 def cpu_features() -> dict[str, bool | str]:
     """{"machine": e.g. "x86_64", "avx2": ..., "avx512": ..., "vnni": ..., "avx512_bf16": ..., "amx": ...}."""
     return {"machine": platform.machine()} | {k: _probe(v) for k, v in _PROBES.items()}
+
+
+def describe_cpu(features: dict[str, bool | str] | None = None) -> str:
+    """One line for a report, e.g. "x86_64 (avx2)", of ``features`` (default: this machine's)."""
+    cpu = cpu_features() if features is None else features
+    return f"{cpu['machine']} ({', '.join(k for k, v in cpu.items() if v is True) or 'no AVX2'})"

@@ -36,6 +36,7 @@ from bprefine.metrics import boundary_iou, mask_iou
 from bprefine.metrics.evaluate import MASK_METRICS, mask_scores, mean_scores
 from bprefine.metrics.instances import INSTANCE_METRICS, evaluate_instances
 from bprefine.data.panoptic import rgb_to_id
+from bprefine.hardware import describe_cpu
 from bprefine.metrics.panoptic import PanopticAccumulator
 from bprefine.metrics.semantic import SemanticAccumulator
 from bprefine.simulate import low_res, mask_head, rng_for, semantic_low_res
@@ -378,15 +379,6 @@ def _panoptic_rows(refiner: Refiner, cats: dict, items, things: set[int] | None)
 SECTIONS = {"ccp": section_ccp, "dsb": section_dsb, "camvid": section_camvid, "panoptic": section_panoptic}
 
 
-def cpu_line() -> str:
-    """e.g. "x86_64: avx2": the CPU features the figures ran on (int8 decides alike on all since the engine's
-    exact products; timings do not)."""
-    from bprefine.hardware import cpu_features
-
-    cpu = cpu_features()
-    return f"{cpu['machine']}: " + (", ".join(k for k, v in cpu.items() if v is True) or "no AVX2")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -430,7 +422,7 @@ def main() -> None:
              + (f" --patch-size {args.patch_size}" if args.patch_size is not None else "")
              + (f" --padding {args.padding}" if args.padding is not None else "") + "` "
              f"(deterministic: simulated inputs use seed 0; torch {torch.__version__}, {torch.get_num_threads()} "
-             f"CPU threads ({cpu_line()}), engine `{refiner.engine.name}`, guard min_move {refiner.min_move}"
+             f"CPU threads on {describe_cpu()}, engine `{refiner.engine.name}`, guard min_move {refiner.min_move}"
              f"{', consensus' if refiner.consensus else ''}).",
              f"Model: `{args.model}` ({cfg.preset}, input {cfg.input_size}, patch {refiner.patch_size}, "
              f"padding {refiner.padding}); see "

@@ -20,7 +20,7 @@ from bprefine import densecrf
 from bprefine.bench import folder, inprocess, peers, scenes
 from bprefine.bench.inprocess import pipeline_ms, preset_patches_per_s
 from bprefine.bench.scenes import synthetic_scene
-from bprefine.hardware import cpu_features
+from bprefine.hardware import cpu_features, describe_cpu
 from bprefine.nets import PRESETS
 from bprefine.refine import DEFAULT_NMS_THRESHOLD, Refiner
 
@@ -72,9 +72,8 @@ def run_bench(*, presets: list[str] | None = None, repeats: int = 5, quick: bool
 
 def _print(report: dict, sizes: tuple[int, ...]) -> None:
     c, p, f = report["cityscapes_1024x2048"], report["sample_photos"], report["street_frame_480x360"]
-    flags = [k for k, v in report["cpu"].items() if v is True]
-    click.echo(f"torch {report['torch']}, {report['threads']} threads, CPU {report['cpu']['machine']} "
-               f"({', '.join(flags) or 'no AVX2'}); engine {report['engine']}; "
+    click.echo(f"torch {report['torch']}, {report['threads']} threads, CPU {describe_cpu(report['cpu'])}; "
+               f"engine {report['engine']}; "
                f"model {report['model']}; nms {report['nms_threshold']}")
     click.echo(f"1024x2048, {c['patches']} patches ({c['instances']} instances): {c['end_to_end_s']:.3f} s end to end; "
                + ", ".join(f"{k} {v:.1f} ms" for k, v in c["breakdown_ms"].items()))

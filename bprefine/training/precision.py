@@ -2,7 +2,7 @@
 
 bfloat16 autocast roughly halves the time of an SGD step where the hardware computes bf16 itself (CPUs with
 AVX512-bf16 or AMX, most GPUs since Ampere) and multiplies it several times where it is emulated (AVX2-only
-CPUs such as AMD Zen 1-3 and most laptops: 5x slower than fp32 on a 2-core AMD EPYC, docs/training.md).
+CPUs such as AMD Zen 1-3 and most laptops: 7x slower than fp32 on a 2-core AMD EPYC, docs/training.md).
 ``auto`` takes bf16 only where it is native; ``bf16`` asked for explicitly on a CPU without it is kept but
 warned about, once, in one line. Accuracy is the same either way (docs/training.md, "Throughput").
 """
