@@ -466,3 +466,24 @@ def test_per_patch_mismatch_weights_weigh_each_patch_as_its_own_number_would():
     weight = 1 + torch.tensor([0.0, 2.0]).reshape(2, 1, 1, 1) * wrong
     expected = (F.binary_cross_entropy_with_logits(logits, target, reduction="none") * weight).sum() / weight.sum()
     assert torch.allclose(patch_loss(logits, target, coarse, mismatch_weight=torch.tensor([1.0, 3.0])), expected)
+
+
+def test_boundary_band_marks_pixels_near_the_targets_boundary_and_weighs_them():
+    from bprefine.training.batches import boundary_band, patch_loss
+
+    target = torch.zeros(1, 1, 9, 12)
+    target[..., 4:] = 1.0  # a vertical boundary between columns 3 and 4
+    band = boundary_band(target, 2)[0, 0]
+    assert band[:, 2:6].eq(1).all() and band[:, :2].eq(0).all() and band[:, 6:].eq(0).all()
+    assert boundary_band(torch.ones(1, 1, 5, 5), 1).sum() == 0  # no boundary, no band
+
+    logits = torch.randn(1, 1, 9, 12, generator=torch.Generator().manual_seed(0))
+    coarse = target * 2 - 1  # right everywhere: the mismatch weight changes nothing
+    weight = 1 + 2 * boundary_band(target, 2)
+    expected = (F.binary_cross_entropy_with_logits(logits, target, reduction="none") * weight).sum() / weight.sum()
+    assert torch.allclose(patch_loss(logits, target, coarse, boundary_weight=3.0, boundary_px=2), expected)
+    assert torch.allclose(patch_loss(logits, target, coarse, mismatch_weight=5.0, boundary_weight=3.0), expected)
+    assert torch.allclose(patch_loss(logits, target, coarse), F.binary_cross_entropy_with_logits(logits, target))
+    for bad in ({"boundary_weight": 0.0}, {"boundary_weight": float("nan")}, {"boundary_px": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            TrainConfig(**bad)

@@ -25,17 +25,32 @@ def make_batch(patches: PatchSet, rng: np.random.Generator | None, *, config: Mo
     return x.contiguous(), m.contiguous(), t.float()
 
 
+def boundary_band(target: torch.Tensor, band: int) -> torch.Tensor:
+    """(B,1,S,S) float mask of the pixels within ``band`` pixels (Chebyshev distance) of the boundary of the
+    (B,1,S,S) {0,1} ``target``: those whose (2 band + 1)^2 neighbourhood holds both classes."""
+    k = 2 * band + 1
+    grown = F.max_pool2d(target, k, stride=1, padding=band)
+    shrunk = -F.max_pool2d(-target, k, stride=1, padding=band)
+    return (grown != shrunk).float()
+
+
 def patch_loss(logits: torch.Tensor, target: torch.Tensor, coarse: torch.Tensor, *,
-               mismatch_weight: float | torch.Tensor = 1.0) -> torch.Tensor:
-    """Binary cross-entropy on (B,1,S,S) logits; pixels where the coarse mask (normalised: > 0 is
-    foreground) disagrees with the target weigh ``mismatch_weight`` (one number, or (B,) one per patch),
-    the others 1 (mean over weights)."""
-    if not isinstance(mismatch_weight, torch.Tensor):
-        if mismatch_weight == 1.0:
-            return F.binary_cross_entropy_with_logits(logits, target)
-        mismatch_weight = torch.tensor(float(mismatch_weight))
-    wrong = ((coarse > 0).float() != target).float()
-    weight = 1.0 + (mismatch_weight.to(wrong).reshape(-1, 1, 1, 1) - 1.0) * wrong
+               mismatch_weight: float | torch.Tensor = 1.0, boundary_weight: float = 1.0,
+               boundary_px: int = 2) -> torch.Tensor:
+    """Binary cross-entropy on (B,1,S,S) logits, a weighted mean over pixels. Pixels where the coarse mask
+    (normalised: > 0 is foreground) disagrees with the target weigh ``mismatch_weight`` (one number, or (B,)
+    one per patch); pixels within ``boundary_px`` input pixels of the target's boundary weigh
+    ``boundary_weight`` (``boundary_band``); a pixel that is both weighs the product, the others 1."""
+    plain = not isinstance(mismatch_weight, torch.Tensor) and mismatch_weight == 1.0
+    if plain and boundary_weight == 1.0:
+        return F.binary_cross_entropy_with_logits(logits, target)
+    weight = torch.ones_like(target)
+    if not plain:
+        factor = torch.as_tensor(mismatch_weight, dtype=target.dtype).reshape(-1, 1, 1, 1)
+        wrong = ((coarse > 0).float() != target).float()
+        weight = weight + (factor - 1.0) * wrong
+    if boundary_weight != 1.0:
+        weight = weight * (1.0 + (boundary_weight - 1.0) * boundary_band(target, boundary_px))
     return (F.binary_cross_entropy_with_logits(logits, target, reduction="none") * weight).sum() / weight.sum()
 
 

@@ -104,6 +104,8 @@ class TrainConfig:
     augmentation: str = "basic"  # "none", "basic" (flip + photometric) or "strong" (+ colour, stain, blur, noise, JPEG)
     mask_noise: float = 0.0  # probability of eroding/dilating/shifting a patch's coarse mask channel
     mismatch_weight: float = 1.0  # loss weight of pixels where the coarse mask is wrong (others: 1)
+    boundary_weight: float = 1.0  # loss weight of pixels near the ground truth's boundary (others: 1)
+    boundary_px: int = 2  # "near": within this many network-input pixels (Chebyshev distance)
     precision: str = "auto"  # "bf16": bfloat16 autocast for the forward pass; "auto": bf16 where native (``precision``)
     channels_last: bool = False  # NHWC memory format for the network (faster convolutions on CPU)
     ema_decay: float = 0.0  # > 0: validate, checkpoint and ship a moving average of the weights (``average``)
@@ -130,6 +132,10 @@ class TrainConfig:
             raise ValueError(f"mask_noise must lie in [0, 1], got {self.mask_noise}")
         if not self.mismatch_weight > 0:
             raise ValueError(f"mismatch_weight must be > 0, got {self.mismatch_weight}")
+        if not self.boundary_weight > 0:
+            raise ValueError(f"boundary_weight must be > 0, got {self.boundary_weight}")
+        if self.boundary_px < 1:
+            raise ValueError(f"boundary_px must be at least 1, got {self.boundary_px}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must lie in [0, 1) (0: off), got {self.ema_decay}")
         if self.precision not in PRECISIONS:

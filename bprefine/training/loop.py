@@ -121,7 +121,8 @@ def _step(run: _Run, it: int) -> float:
     x, m, t = x.to(d, memory_format=fmt), m.to(d, memory_format=fmt), t.to(d)
     with torch.autocast(d.type, dtype=torch.bfloat16, enabled=c.precision == "bf16"):
         logits = run.step_net(x, m)
-    loss = patch_loss(logits.float(), t, m, mismatch_weight=_mismatch_weights(c, source))
+    loss = patch_loss(logits.float(), t, m, mismatch_weight=_mismatch_weights(c, source),
+                      boundary_weight=c.boundary_weight, boundary_px=c.boundary_px)
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
     run.opt.step()
