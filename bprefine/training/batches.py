@@ -25,12 +25,12 @@ def make_batch(patches: PatchSet, rng: np.random.Generator | None, *, config: Mo
     return x.contiguous(), m.contiguous(), t.float()
 
 
-def boundary_band(target: torch.Tensor, band: int) -> torch.Tensor:
-    """(B,1,S,S) float mask of the pixels within ``band`` pixels (Chebyshev distance) of the boundary of the
-    (B,1,S,S) {0,1} ``target``: those whose (2 band + 1)^2 neighbourhood holds both classes."""
-    k = 2 * band + 1
-    grown = F.max_pool2d(target, k, stride=1, padding=band)
-    shrunk = -F.max_pool2d(-target, k, stride=1, padding=band)
+def boundary_band(target: torch.Tensor, px: int) -> torch.Tensor:
+    """(B,1,S,S) float mask of the pixels within ``px`` pixels (Chebyshev distance) of the boundary of the
+    (B,1,S,S) {0,1} ``target``: those whose (2 px + 1)^2 neighbourhood holds both classes."""
+    k = 2 * px + 1
+    grown = F.max_pool2d(target, k, stride=1, padding=px)
+    shrunk = -F.max_pool2d(-target, k, stride=1, padding=px)
     return (grown != shrunk).float()
 
 
@@ -46,7 +46,7 @@ def patch_loss(logits: torch.Tensor, target: torch.Tensor, coarse: torch.Tensor,
         return F.binary_cross_entropy_with_logits(logits, target)
     weight = torch.ones_like(target)
     if not plain:
-        factor = torch.as_tensor(mismatch_weight, dtype=target.dtype).reshape(-1, 1, 1, 1)
+        factor = torch.as_tensor(mismatch_weight, dtype=target.dtype, device=target.device).reshape(-1, 1, 1, 1)
         wrong = ((coarse > 0).float() != target).float()
         weight = weight + (factor - 1.0) * wrong
     if boundary_weight != 1.0:
