@@ -35,6 +35,7 @@ class ModelConfig:
     mask_mean: float = 0.5
     mask_std: float = 0.5
     min_move: float = 0.0  # the do-no-harm guard this model is measured best with (Refiner's min_move default)
+    min_confidence: float = 0.0  # the logit margin a pixel needs to change (Refiner's min_confidence default)
     consensus: bool = False  # disjoint masks change hands only where both refinements agree (Refiner's default)
     provenance: dict[str, Any] = field(default_factory=dict)
 
@@ -49,6 +50,8 @@ class ModelConfig:
             raise ValueError(f"padding must be at least 0, got {self.padding}")
         if not self.min_move >= 0:
             raise ValueError(f"min_move must be at least 0, got {self.min_move}")
+        if not self.min_confidence >= 0:
+            raise ValueError(f"min_confidence must be at least 0, got {self.min_confidence}")
         if self.mask_std <= 0 or min(self.image_std) <= 0:
             raise ValueError(f"image_std and mask_std must be positive, got {self.image_std} / {self.mask_std}")
 
@@ -115,7 +118,8 @@ def model_card(name: str) -> dict[str, Any]:
                                    where=str(WEIGHTS_DIR / f"{name}.json"))
     prov = config.provenance
     return {"name": name, "card": prov.get("card", ""), "preset": config.preset, "input_size": config.input_size,
-            "patch_size": config.patch_size, "min_move": config.min_move, "consensus": config.consensus,
+            "patch_size": config.patch_size, "min_move": config.min_move, "min_confidence": config.min_confidence,
+            "consensus": config.consensus,
             "iterations": prov.get("iterations"),
             "recipe": prov.get("recipe", "")}
 

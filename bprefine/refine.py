@@ -73,7 +73,9 @@ class Refiner:
         move_limit: the do-no-harm guard: pixels may change only within ``max(2, move_limit * sqrt(area))``
             px of the coarse boundary (area of that mask); None: no distance bound.
         min_confidence: a pixel changes only where the mean patch logit is at least this far from 0
-            (0: wherever the network says so).
+            (0: wherever the network says so). None (default): the model's ``min_confidence`` (0.25 for
+            ``street``: 91% of its CamVid gain kept, refined ground truth 98.49 instead of 98.21 mIoU in int8;
+            0 for the others: docs/results.md).
         min_move: a box's changes are kept only where refinement moves the coarse boundary in it by at
             least this many pixels on average (changed pixels per contour pixel): sub-pixel disagreement
             with a boundary that is already right is dropped. 0: off. None (default): the model's
@@ -109,7 +111,7 @@ class Refiner:
         progress: bool = False,
         min_area: int = DEFAULT_MIN_AREA,
         move_limit: float | None = None,
-        min_confidence: float = 0.0,
+        min_confidence: float | None = None,
         min_move: float | None = None,
         edge_skip: float | None = None,
         flip: bool = False,
@@ -127,7 +129,8 @@ class Refiner:
             raise ValueError(f"padding must be at least 0, got {padding}")
         if edge_skip is not None and not 0.0 < edge_skip <= 1.0:
             raise ValueError(f"edge_skip must lie in (0, 1], got {edge_skip}")
-        if (min_area < 0 or (move_limit is not None and move_limit <= 0) or min_confidence < 0
+        if (min_area < 0 or (move_limit is not None and move_limit <= 0)
+                or (min_confidence is not None and min_confidence < 0)
                 or (min_move is not None and min_move < 0)):
             raise ValueError(f"bad guard settings: min_area={min_area}, move_limit={move_limit}, "
                              f"min_confidence={min_confidence}, min_move={min_move}")
@@ -147,7 +150,7 @@ class Refiner:
         self.progress = progress
         self.min_area = min_area
         self.move_limit = move_limit
-        self.min_confidence = min_confidence
+        self.min_confidence = self.model.config.min_confidence if min_confidence is None else min_confidence
         self.min_move = self.model.config.min_move if min_move is None else min_move
         self.edge_skip = edge_skip
         self.consensus = self.model.config.consensus if consensus is None else consensus

@@ -390,7 +390,8 @@ def main() -> None:
                     help="inference NMS threshold of every section (default: the paper's 0.55)")
     ap.add_argument("--edge-skip", type=float, default=None, help="skip edge-aligned boxes (Refiner edge_skip)")
     ap.add_argument("--move-limit", type=float, default=None, help="the do-no-harm guard (Refiner move_limit)")
-    ap.add_argument("--min-confidence", type=float, default=0.0, help="the guard's logit margin")
+    ap.add_argument("--min-confidence", type=float, default=None,
+                    help="the guard's logit margin (default: the model's; 0: off)")
     ap.add_argument("--min-move", type=float, default=None,
                     help="the guard's minimum mean boundary move in px (default: the model's; 0: off)")
     ap.add_argument("--flip", action="store_true", help="test-time flip (Refiner flip)")
@@ -415,7 +416,7 @@ def main() -> None:
              + (f" --nms-threshold {args.nms_threshold}" if args.nms_threshold != 0.55 else "")
              + (f" --edge-skip {args.edge_skip}" if args.edge_skip is not None else "")
              + (f" --move-limit {args.move_limit}" if args.move_limit is not None else "")
-             + (f" --min-confidence {args.min_confidence}" if args.min_confidence else "")
+             + (f" --min-confidence {args.min_confidence}" if args.min_confidence is not None else "")
              + (f" --min-move {args.min_move}" if args.min_move is not None else "")
              + (" --flip" if args.flip else "")
              + ({True: " --consensus", False: " --no-consensus", None: ""}[args.consensus])
@@ -423,7 +424,8 @@ def main() -> None:
              + (f" --padding {args.padding}" if args.padding is not None else "") + "` "
              f"(deterministic: simulated inputs use seed 0; torch {torch.__version__}, {torch.get_num_threads()} "
              f"CPU threads on {describe_cpu()}, engine `{refiner.engine.name}`, guard min_move {refiner.min_move}"
-             f"{', consensus' if refiner.consensus else ''}).",
+             + (f", min_confidence {refiner.min_confidence}" if refiner.min_confidence else "")
+             + f"{', consensus' if refiner.consensus else ''}).",
              f"Model: `{args.model}` ({cfg.preset}, input {cfg.input_size}, patch {refiner.patch_size}, "
              f"padding {refiner.padding}); see "
              "docs/model_card.md. Bold: after refinement.", ""]

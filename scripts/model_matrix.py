@@ -83,7 +83,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("docs/model_matrix.md"))
     ap.add_argument("--engine", default="auto")
     ap.add_argument("--move-limit", type=float, default=None)
-    ap.add_argument("--min-confidence", type=float, default=0.0)
+    ap.add_argument("--min-confidence", type=float, default=None, help="the guard's logit margin [each model's]")
     ap.add_argument("--min-move", type=float, default=None, help="the guard's min_move [each model's]")
     args = ap.parse_args()
     mr.SETTINGS.update(engine=args.engine, move_limit=args.move_limit, min_confidence=args.min_confidence,

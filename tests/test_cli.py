@@ -381,7 +381,9 @@ def test_models_lists_every_bundled_model_with_its_card():
     assert "people     mobilenet_v2, input 256, patch 128, guard min_move 0.5: " in _run("models").output
     consensus = {c["name"]: c["consensus"] for c in cards}
     assert consensus["street"] and not consensus["default"]  # street ships with the consensus rule on
-    assert "street     mobilenet_v2, input 128, patch 64, consensus: " in _run("models").output
+    margins = {c["name"]: c["min_confidence"] for c in cards}
+    assert margins["street"] == 0.25 and margins["default"] == 0  # street ships with a confidence margin
+    assert "street     mobilenet_v2, input 128, patch 64, guard min_confidence 0.25, consensus: " in _run("models").output
 
 
 def test_refine_masks_in_two_processes_writes_the_same_files(tmp_path, model_path):

@@ -109,6 +109,19 @@ def test_min_confidence_keeps_the_coarse_mask_where_the_network_is_unsure(rng):
     assert not np.array_equal(sure.refine_instances(image, masks), masks)
 
 
+def test_a_model_that_ships_with_a_confidence_margin_applies_it_unless_told_otherwise(rng):
+    masks = random_blobs(rng, 60, 60, 2)
+    image = _image(rng, 60, 60)
+    guarded = model_with(ConstantNet(0.5), patch_size=16, min_confidence=1.0)
+    assert Refiner(guarded).min_confidence == 1.0
+    assert np.array_equal(Refiner(guarded).refine_instances(image, masks), masks)
+    free = Refiner(model_with(ConstantNet(0.5), patch_size=16)).refine_instances(image, masks)
+    assert not np.array_equal(free, masks)
+    assert np.array_equal(Refiner(guarded, min_confidence=0).refine_instances(image, masks), free)
+    with pytest.raises(ValueError, match="min_confidence"):
+        model_with(ConstantNet(0.5), min_confidence=-1.0)
+
+
 class GrowNet(torch.nn.Module):
     """Grows the coarse mask by ``px`` input pixels (max pooling): every boundary moves out evenly."""
 

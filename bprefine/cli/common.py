@@ -50,8 +50,9 @@ def refiner_options(f):
         click.option("--move-limit", type=click.FloatRange(0, min_open=True), default=None,
                      help="Do-no-harm guard: pixels change only within max(2, LIMIT * sqrt(mask area)) px of the "
                           "coarse boundary [off]."),
-        click.option("--min-confidence", type=click.FloatRange(0), default=0.0, show_default=True,
-                     help="Do-no-harm guard: a pixel changes only where the mean patch logit is this far from 0."),
+        click.option("--min-confidence", type=click.FloatRange(0), default=None,
+                     help="Do-no-harm guard: a pixel changes only where the mean patch logit is this far from 0; "
+                          "0: off [the model's: 0.25 for street, else off]."),
         click.option("--min-move", type=click.FloatRange(0), default=None,
                      help="Do-no-harm guard: keep a box's changes only where they move its coarse boundary by at "
                           "least this many px on average; 0: off [the model's: 0.5 for people, else off]."),
