@@ -378,11 +378,11 @@ def test_models_lists_every_bundled_model_with_its_card():
     assert [c["name"] for c in cards] == bundled_models() and "default" in bundled_models()
     assert all(c["card"] for c in cards)
     assert {c["name"]: c["min_move"] for c in cards}["people"] == 0.5  # people ships with its guard on
-    assert "people     mobilenet_v2, input 256, patch 128, guard min_move 0.5: " in _run("models").output
+    assert "people     mobilenet_v2, input 256, patch 128, guard min_move 0.5 + min_confidence 0.1: " in _run("models").output
     consensus = {c["name"]: c["consensus"] for c in cards}
     assert consensus["street"] and not consensus["default"]  # street ships with the consensus rule on
     margins = {c["name"]: c["min_confidence"] for c in cards}
-    assert margins["street"] == 0.25 and margins["default"] == 0  # street ships with a confidence margin
+    assert margins["street"] == 0.25 and margins["people"] == 0.1 and margins["default"] == 0  # shipped margins
     assert "street     mobilenet_v2, input 128, patch 64, guard min_confidence 0.25, consensus: " in _run("models").output
 
 

@@ -102,8 +102,8 @@ def models(as_json: bool) -> None:
         click.echo(json.dumps(cards))
         return
     for c in cards:
-        guard = f", guard min_move {c['min_move']}" if c["min_move"] else ""
-        guard += f", guard min_confidence {c['min_confidence']}" if c["min_confidence"] else ""
+        guards = [f"{k} {c[k]}" for k in ("min_move", "min_confidence") if c[k]]
+        guard = ", guard " + " + ".join(guards) if guards else ""
         guard += ", consensus" if c["consensus"] else ""
         click.echo(f"{c['name']:<10} {c['preset']}, input {c['input_size']}, patch {c['patch_size']}{guard}: {c['card']}")
 
