@@ -44,7 +44,7 @@ def init_net(config: "TrainConfig") -> tuple["RefinementModel", str]:
 
 
 GEOMETRY = ("patch_size", "input_size", "padding")  # fields a fine-tune may change: the weights do not depend on them
-INFERENCE = ("min_move", "consensus", "provenance")  # settings that travel with a model but say nothing about its weights
+INFERENCE = ("min_move", "min_confidence", "consensus", "provenance")  # settings that travel with a model but say nothing about its weights
 
 
 def _network_fields(model_config: "ModelConfig") -> dict[str, Any]:
