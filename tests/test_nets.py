@@ -93,3 +93,19 @@ def test_mobilenet_depthwise_layers_are_float32_convs() -> None:
     assert depthwise and all(isinstance(m, Float32Conv2d) for m in depthwise)
     dense = [m for m in net.modules() if isinstance(m, nn.Conv2d) and m.groups == 1]
     assert dense and not any(isinstance(m, Float32Conv2d) for m in dense)
+
+
+def test_fine_preset_grown_from_mobilenet_v2_computes_the_same_until_trained():
+    """mobilenet_v2_fine holds every mobilenet_v2 weight; its added head starts at zero."""
+    torch.manual_seed(0)
+    base = build_net("mobilenet_v2").eval()
+    fine = build_net("mobilenet_v2_fine")
+    missing, unexpected = fine.load_state_dict(base.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("fine.") for k in missing)
+    fine.eval()
+    image, mask = torch.randn(2, 3, 96, 96), torch.randn(2, 1, 96, 96)
+    with torch.no_grad():
+        assert torch.equal(base(image, mask), fine(image, mask))
+        fine.fine[-1].weight.fill_(0.1)
+        out = fine(image, mask)
+    assert out.shape == (2, 1, 96, 96) and not torch.equal(base(image, mask), out)

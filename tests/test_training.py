@@ -487,3 +487,17 @@ def test_boundary_band_marks_pixels_near_the_targets_boundary_and_weighs_them():
     for bad in ({"boundary_weight": 0.0}, {"boundary_weight": float("nan")}, {"boundary_px": 0}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             TrainConfig(**bad)
+
+
+def test_init_from_grows_a_network_that_extends_the_model():
+    from bprefine.model import load_model
+    from bprefine.training.init import init_net
+
+    config = train_config_from_dict({"init_from": "default", "model": {"preset": "mobilenet_v2_fine"}})
+    model, init = init_net(config)
+    source = load_model("default").net.eval()
+    assert init.endswith("grown mobilenet_v2 -> mobilenet_v2_fine") and model.net.training
+    model.net.eval()
+    image, mask = torch.randn(2, 3, 128, 128), torch.randn(2, 1, 128, 128)
+    with torch.no_grad():
+        assert torch.equal(model.net(image, mask), source(image, mask))

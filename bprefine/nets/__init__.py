@@ -6,11 +6,12 @@ from typing import Callable
 
 from bprefine.nets.common import RefineNet
 from bprefine.nets.hrnet import hrnet_w18_small
-from bprefine.nets.mobilenet import mobilenet_v2
+from bprefine.nets.mobilenet import mobilenet_v2, mobilenet_v2_fine
 from bprefine.nets.resnet import fcn_resnet18, fcn_resnet50
 
 PRESETS: dict[str, Callable[..., RefineNet]] = {
     "mobilenet_v2": mobilenet_v2,
+    "mobilenet_v2_fine": mobilenet_v2_fine,
     "hrnet_w18_small": hrnet_w18_small,
     "fcn_resnet18": fcn_resnet18,
     "fcn_resnet50": fcn_resnet50,

@@ -9,6 +9,7 @@ predicts at stride 2, which is the patch's native resolution at the default 2x u
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from bprefine.nets.common import RefineNet, conv_bn_relu, upsample_to
@@ -59,6 +60,10 @@ class MobileNetV2RefineNet(RefineNet):
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = self.stack_inputs(image, mask)
+        return upsample_to(self.head(x, self.decode(x)), image.shape[-2:])
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, S, S) stacked inputs -> (B, 24, S/2, S/2) decoder features at stride 2."""
         taps: dict[str, torch.Tensor] = {}
         for i, block in enumerate(self.features):
             x = block(x)
@@ -68,11 +73,46 @@ class MobileNetV2RefineNet(RefineNet):
         for fuse, key in ((self.fuse8, "s8"), (self.fuse4, "s4"), (self.fuse2, "s2")):
             skip = taps[key]
             y = fuse(torch.cat([upsample_to(y, skip.shape[-2:]), skip], dim=1))
-        return upsample_to(self.classifier(y), image.shape[-2:])
+        return y
+
+    def head(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Stride-2 logits (B, 1, S/2, S/2) from the stacked inputs ``x`` and the decoder features ``y``."""
+        return self.classifier(y)
+
+
+class MobileNetV2FineNet(MobileNetV2RefineNet):
+    """``mobilenet_v2`` plus a residual head at stride 2 that sees the inputs again, at the resolution it
+    predicts (a patch's own pixels at the usual 2x upsampling): depthwise-separable, about 5% more
+    multiply-adds at any input size.
+
+    Its last convolution starts at zero, so a fresh ``mobilenet_v2_fine`` computes exactly what the
+    ``mobilenet_v2`` network whose weights it was given computes (``grows_from``): fine-tuning starts
+    from that network's accuracy and can only add to what the head learns.
+    """
+
+    def __init__(self, *, use_mask: bool = True) -> None:
+        super().__init__(use_mask=use_mask)
+        self.fine = nn.Sequential(
+            conv_bn_relu(24 + self.in_channels, 24, kernel=1),
+            conv_bn_relu(24, 24, groups=24),
+            conv_bn_relu(24, 24, kernel=1),
+            conv_bn_relu(24, 24, groups=24),
+            nn.Conv2d(24, 1, 1),
+        )
+        nn.init.zeros_(self.fine[-1].weight)
+        nn.init.zeros_(self.fine[-1].bias)
+
+    def head(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        seen = F.avg_pool2d(x, 2) if x.shape[-1] != y.shape[-1] else x
+        return self.classifier(y) + self.fine(torch.cat([y, upsample_to(seen, y.shape[-2:])], dim=1))
 
 
 def mobilenet_v2(*, use_mask: bool = True) -> MobileNetV2RefineNet:
     return MobileNetV2RefineNet(use_mask=use_mask)
+
+
+def mobilenet_v2_fine(*, use_mask: bool = True) -> MobileNetV2FineNet:
+    return MobileNetV2FineNet(use_mask=use_mask)
 
 
 def load_imagenet_mobilenet_v2(net: MobileNetV2RefineNet, state: dict[str, torch.Tensor]) -> int:

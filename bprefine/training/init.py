@@ -45,6 +45,7 @@ def init_net(config: "TrainConfig") -> tuple["RefinementModel", str]:
 
 GEOMETRY = ("patch_size", "input_size", "padding")  # fields a fine-tune may change: the weights do not depend on them
 INFERENCE = ("min_move", "min_confidence", "consensus", "provenance")  # settings that travel with a model but say nothing about its weights
+GROWS_FROM = {"mobilenet_v2_fine": "mobilenet_v2"}  # preset -> the preset whose weights it starts from, adding zero-init layers
 
 
 def _network_fields(model_config: "ModelConfig") -> dict[str, Any]:
@@ -57,12 +58,29 @@ def _from_model(config: "TrainConfig") -> tuple["RefinementModel", str]:
 
     source = load_model(config.init_from)
     want, have = _network_fields(config.model), _network_fields(source.config)
-    diff = {k: (want[k], have[k]) for k in want if want[k] != have[k]}
+    grown = GROWS_FROM.get(want["preset"]) == have["preset"]
+    diff = {k: (want[k], have[k]) for k in want if want[k] != have[k] and not (k == "preset" and grown)}
     if diff:
         detail = ", ".join(f"{k}: config {a!r} vs model {b!r}" for k, (a, b) in diff.items())
         raise ValueError(f"init_from {config.init_from!r} does not match the model section ({detail})")
-    source.net.train()
+    net = _grow(source.net, config.model) if grown else source.net
+    net.train()
     note = f"fine-tuned from {config.init_from} (weights sha256 {weights_sha256(config.init_from)[:16]})"
+    if grown:
+        note += f", grown {have['preset']} -> {want['preset']}"
     moved = [f"{k} {getattr(source.config, k)} -> {getattr(config.model, k)}" for k in GEOMETRY
              if getattr(source.config, k) != getattr(config.model, k)]
-    return RefinementModel(config.model, source.net), note + (f", {', '.join(moved)}" if moved else "")
+    return RefinementModel(config.model, net), note + (f", {', '.join(moved)}" if moved else "")
+
+
+def _grow(source: torch.nn.Module, model_config: "ModelConfig") -> torch.nn.Module:
+    """A fresh ``model_config.preset`` network holding every weight of ``source`` (a network of the preset it
+    grows from); its added layers keep their zero-initialised outputs, so it computes what ``source`` does."""
+    from bprefine.nets import build_net
+
+    net = build_net(model_config.preset, use_mask=model_config.use_mask)
+    missing, unexpected = net.load_state_dict(source.state_dict(), strict=False)
+    if unexpected or not missing:
+        raise ValueError(f"cannot grow a {model_config.preset} network from these weights "
+                         f"(unexpected {unexpected[:3]}, missing {missing[:3]})")
+    return net
