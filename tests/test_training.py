@@ -313,6 +313,9 @@ def test_imagenet_encoder_ships_with_the_package(monkeypatch):
     own = model.net.state_dict()
     assert torch.equal(own["features.0.0.weight"][:, :3], state["features.0.0.weight"])
     assert all(torch.equal(own[k], v) for k, v in state.items() if k != "features.0.0.weight")
+    fine, init = init_net(train_config_from_dict({"imagenet_init": True, "model": {"preset": "mobilenet_v2_fine"}}))
+    assert init == f"imagenet mobilenet_v2 ({len(encoder)} tensors)"
+    assert all(torch.equal(fine.net.state_dict()[k], own[k]) for k in encoder)
 
 
 def test_imagenet_weights_from_a_file_or_a_wheel(tmp_path, monkeypatch):

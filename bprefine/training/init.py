@@ -31,7 +31,7 @@ def init_net(config: "TrainConfig") -> tuple["RefinementModel", str]:
     if config.init_from is not None:
         return _from_model(config)
     model = RefinementModel.untrained(config.model)
-    if not (config.imagenet_init and config.model.preset == "mobilenet_v2"):
+    if not (config.imagenet_init and "mobilenet_v2" in (config.model.preset, GROWS_FROM.get(config.model.preset))):
         return model, "random"
     state = imagenet.imagenet_mobilenet_v2()
     if state is None:
