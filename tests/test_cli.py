@@ -382,7 +382,7 @@ def test_models_lists_every_bundled_model_with_its_card():
     consensus = {c["name"]: c["consensus"] for c in cards}
     assert consensus["street"] and not consensus["default"]  # street ships with the consensus rule on
     margins = {c["name"]: c["min_confidence"] for c in cards}
-    assert margins["street"] == 0.25 and margins["people"] == margins["default"] == 0.1 and margins["nuclei"] == 0
+    assert margins["street"] == 0.25 and margins["people"] == margins["default"] == margins["nuclei"] == 0.1
     assert "street     mobilenet_v2, input 128, patch 64, guard min_confidence 0.25, consensus: " in _run("models").output
 
 
