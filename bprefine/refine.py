@@ -76,7 +76,7 @@ class Refiner:
             (0: wherever the network says so). None (default): the model's ``min_confidence`` (0.25 for
             ``street``: 90-92% of its CamVid gain kept, refined ground truth 98.49 instead of 98.21 mIoU in
             int8; 0.1 for ``people``: 98-99% kept, 99.02 instead of 98.93; 0.1 for ``default``: 91-99% kept on every
-            domain; 0 for ``nuclei``: docs/results.md).
+            domain; 0.1 for ``nuclei``: 95-98% of its AP gain kept, fewer nuclei made worse: docs/results.md).
         min_move: a box's changes are kept only where refinement moves the coarse boundary in it by at
             least this many pixels on average (changed pixels per contour pixel): sub-pixel disagreement
             with a boundary that is already right is dropped. 0: off. None (default): the model's

@@ -52,7 +52,7 @@ def refiner_options(f):
                           "coarse boundary [off]."),
         click.option("--min-confidence", type=click.FloatRange(0), default=None,
                      help="Do-no-harm guard: a pixel changes only where the mean patch logit is this far from 0; "
-                          "0: off [the model's: 0.25 for street, 0.1 for default and people, off for nuclei]."),
+                          "0: off [the model's: 0.25 for street, 0.1 for the others]."),
         click.option("--min-move", type=click.FloatRange(0), default=None,
                      help="Do-no-harm guard: keep a box's changes only where they move its coarse boundary by at "
                           "least this many px on average; 0: off [the model's: 0.5 for people, else off]."),

@@ -86,7 +86,7 @@ class MobileNetV2FineNet(MobileNetV2RefineNet):
     multiply-adds at any input size.
 
     Its last convolution starts at zero, so a fresh ``mobilenet_v2_fine`` computes exactly what the
-    ``mobilenet_v2`` network whose weights it was given computes (``grows_from``): fine-tuning starts
+    ``mobilenet_v2`` network whose weights it was given computes (``GROWS_FROM`` in ``bprefine.training.init``): fine-tuning starts
     from that network's accuracy and can only add to what the head learns.
     """
 
