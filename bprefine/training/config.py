@@ -109,6 +109,7 @@ class TrainConfig:
     precision: str = "auto"  # "bf16": bfloat16 autocast for the forward pass; "auto": bf16 where native (``precision``)
     channels_last: bool = False  # NHWC memory format for the network (faster convolutions on CPU)
     ema_decay: float = 0.0  # > 0: validate, checkpoint and ship a moving average of the weights (``average``)
+    quantization_aware: bool = False  # simulate the int8 network's rounding in training and validation (``quantsim``)
 
     def __post_init__(self) -> None:
         positive = ("iterations", "batch_size", "checkpoint_every", "val_every", "log_every", "workers")

@@ -3,11 +3,12 @@
 Run as one process, or as several under ``torchrun`` (see ``distributed``). Only rank 0 writes
 files. The concerns around the loop each have a module: ``cache`` (patch shards), ``batches`` and
 ``augment`` (inputs), ``checkpoint`` (exact resume), ``average`` (the moving average of the weights),
-``validation``, ``provenance``.
+``quantsim`` (int8 rounding simulated in training), ``validation``, ``provenance``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass, replace
@@ -30,6 +31,7 @@ from bprefine.training.init import init_net
 from bprefine.training.patchset import PatchSet
 from bprefine.training.precision import resolve_precision
 from bprefine.training.provenance import provenance
+from bprefine.training.quantsim import QuantSim
 from bprefine.training.validation import validate
 
 
@@ -50,6 +52,7 @@ class _Run:
     init: str
     start: int
     average: WeightAverage | None = None  # the moving average of ``net`` (``TrainConfig.ema_decay`` > 0)
+    quant: QuantSim | None = None  # int8 rounding simulated in the forward pass (``TrainConfig.quantization_aware``)
 
     def model(self) -> RefinementModel:
         return RefinementModel(self.config.model, self.net)
@@ -57,6 +60,10 @@ class _Run:
     def shipped_net(self) -> torch.nn.Module:
         """The weights the run validates and writes as ``iter_<N>`` / ``final``: the average, if kept."""
         return self.average.net if self.average is not None else self.net
+
+    def rounded(self, net: torch.nn.Module, *, observe: bool) -> contextlib.AbstractContextManager:
+        """The context ``net`` computes in: int8 rounding simulated where the run is quantization-aware."""
+        return self.quant.applied(net, observe=observe) if self.quant is not None else contextlib.nullcontext()
 
 
 def _load_patches(config: TrainConfig, out: Path, d: Dist) -> tuple[list[PatchSet], list[PatchSet]]:
@@ -90,12 +97,15 @@ def _setup(config: TrainConfig, out: Path) -> _Run:
     if average is not None and start and not resume_average(out, average.net):
         raise ValueError(f"{out}: the checkpoint has no moving average (last_average.safetensors), "
                          f"but the config asks for ema_decay {config.ema_decay}")
+    quant = QuantSim() if config.quantization_aware else None
+    if quant is not None and start:
+        quant.load(out)  # a checkpoint without ranges (quantization-aware from here on) observes them afresh
     if d.main:
         meta = config.to_json() | {"init": init, "world_size": d.world, "resumed_from": start}
         with atomic_path(out / "train_config.json") as tmp:
             tmp.write_text(json.dumps(meta, indent=2))
     return _Run(config, out, d, sets, val_sets, weights / weights.sum(), net, d.wrap(net), opt, rng, init, start,
-                average)
+                average, quant)
 
 
 def _mismatch_weights(config: TrainConfig, source: np.ndarray) -> float | torch.Tensor:
@@ -119,7 +129,8 @@ def _step(run: _Run, it: int) -> float:
     d = run.dist.device
     fmt = torch.channels_last if c.channels_last else torch.contiguous_format
     x, m, t = x.to(d, memory_format=fmt), m.to(d, memory_format=fmt), t.to(d)
-    with torch.autocast(d.type, dtype=torch.bfloat16, enabled=c.precision == "bf16"):
+    with torch.autocast(d.type, dtype=torch.bfloat16, enabled=c.precision == "bf16"), \
+            run.rounded(run.net, observe=True):
         logits = run.step_net(x, m)
     loss = patch_loss(logits.float(), t, m, mismatch_weight=_mismatch_weights(c, source),
                       boundary_weight=c.boundary_weight, boundary_px=c.boundary_px)
@@ -140,12 +151,15 @@ def _hooks(run: _Run, done: int, end: int, loss: float, lr: float, elapsed: floa
     if done % c.checkpoint_every == 0 or done == end:
         save_rng(run.out, run.dist.rank, done, run.rng)  # before the weights: last_state.json comes last
         if run.dist.main:
+            if run.quant is not None:
+                run.quant.save(run.out)
             average = RefinementModel(c.model, run.average.net) if run.average is not None else None
             save_checkpoint(run.out, run.model(), run.opt, done, average)
     if c.val_sources and (done % c.val_every == 0 or done == c.iterations) and run.dist.main:
         net = run.shipped_net()
         net.eval()
-        record = record | {"iter": done} | validate(net, run.val_sets, c, run.dist.device)
+        with run.rounded(net, observe=False):  # quantization-aware: the figures of the rounded network
+            record = record | {"iter": done} | validate(net, run.val_sets, c, run.dist.device)
         run.net.train()
     return record
 

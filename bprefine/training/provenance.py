@@ -24,4 +24,5 @@ def provenance(config: TrainConfig, init: str, world: int) -> dict:
             "seed": config.seed, "init": init, "processes": world, "nms_threshold": config.nms_threshold,
             "augmentation": config.augmentation, "mask_noise": config.mask_noise,
             "mismatch_weight": config.mismatch_weight, "precision": config.precision} \
-        | ({"ema_decay": config.ema_decay} if config.ema_decay else {})
+        | ({"ema_decay": config.ema_decay} if config.ema_decay else {}) \
+        | ({"quantization_aware": True} if config.quantization_aware else {})
