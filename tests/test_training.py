@@ -278,12 +278,13 @@ def test_shipped_configs_parse():
         assert config.sources, path
 
 
-def test_ddp_two_processes_on_cpu(tmp_path):
+@pytest.mark.parametrize("quantization_aware", [False, True])
+def test_ddp_two_processes_on_cpu(tmp_path, quantization_aware):
     source = _synthetic_source(tmp_path / "data")
     cfg = tmp_path / "ddp.yaml"
     cfg.write_text(json.dumps({"model": {"input_size": 64, "patch_size": 32}, "iterations": 6, "batch_size": 8,
                                "checkpoint_every": 3, "imagenet_init": False, "workers": 1,
-                               "sources": [source.__dict__]}))
+                               "quantization_aware": quantization_aware, "sources": [source.__dict__]}))
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
            "-m", "bprefine.cli", "train", "--config", str(cfg), "--out", str(tmp_path / "run")]
@@ -293,7 +294,8 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     assert meta["world_size"] == 2 and meta["precision"] in ("fp32", "bf16")  # "auto" resolved
     assert f"trained in {meta['precision']}" in res.stdout
     assert (tmp_path / "run" / "last_rng_1.json").is_file()
-    load_model(tmp_path / "run" / "final")
+    assert (tmp_path / "run" / "last_quant_ranges.json").is_file() == quantization_aware
+    assert load_model(tmp_path / "run" / "final").config.provenance.get("quantization_aware", False) == quantization_aware
 
 
 def test_imagenet_encoder_ships_with_the_package(monkeypatch):

@@ -13,7 +13,9 @@ scale that folding a BatchNorm into its convolution applies, so rounding the unf
 what the folded int8 network does.
 
 Convention: ranges are keyed by the convolution's qualified module name (``net.named_modules()``), so that the
-same ranges apply to the trained network and to its moving average.
+same ranges apply to the trained network and to its moving average. Under ``torchrun`` each process follows the
+ranges of its own batches (the weights stay in step through the averaged gradients); the main process's are
+checkpointed, and every process resumes from them.
 """
 
 from __future__ import annotations
