@@ -1,4 +1,4 @@
-"""scripts/cascade_study.py and scripts/int8_panoptic.py: the parts that decide what is measured."""
+"""scripts/cascade_study.py, scripts/int8_panoptic.py and benchmarks/int8_vs_float.py: the parts that decide what is measured."""
 
 from __future__ import annotations
 
@@ -56,3 +56,17 @@ def test_int8_variants_are_the_float_the_shipped_or_a_quantized_network():
     assert variant_network("fp32", refiner, "default", None) != variant_network("shipped", refiner, "default", None)
     with pytest.raises(ValueError, match="no shipped int8 network"):
         variant_network("shipped", refiner, "no-such-model", None)
+
+
+def test_int8_against_float_counts_flipped_decisions_and_needs_held_out_images(tmp_path):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import torch
+    from int8_vs_float import disagreement, held_out_pairs
+
+    a = torch.tensor([1.0, -1.0, 2.0, -0.5])
+    b = torch.tensor([1.0, 1.0, 2.0, -0.5])  # one of four decisions differs, by 2 in logit
+    assert disagreement(a, b).startswith("25.000% flipped") and "0.500" in disagreement(a, b)
+    config = tmp_path / "no_val.yaml"
+    config.write_text("iterations: 10\n")
+    with pytest.raises(SystemExit, match="no val_sources"):
+        next(held_out_pairs(config, 2))
