@@ -10,7 +10,7 @@ import torch
 from bprefine import load_model
 from bprefine.engine import onnx_available
 from bprefine.model import WEIGHTS_DIR
-from bprefine.nets import build_net
+from bprefine.nets import PRESETS, build_net
 from bprefine.quantize import calibration_batches
 from bprefine.training import TrainConfig, train
 from bprefine.training.quantsim import RANGES_FILE, QuantSim, fake_quant_activation, fake_quant_weight
@@ -65,6 +65,21 @@ def test_the_context_rounds_inside_and_restores_the_same_parameters_after():
         with sim.applied(net, observe=False):
             again = net(x, m)
     assert sim.ranges == frozen and torch.allclose(again, rounded.detach(), atol=1e-5)
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_trains_rounded_and_gets_its_own_weights_back(preset):
+    torch.manual_seed(0)
+    net = build_net(preset, use_mask=True).train()
+    before = {n: (id(p), p.detach().clone()) for n, p in net.named_parameters()}
+    x, m = torch.randn(2, 3, 64, 64), torch.rand(2, 1, 64, 64) - 0.5
+    with QuantSim().applied(net, observe=True):
+        out = net(x, m)
+    assert out.shape == (2, 1, 64, 64) and torch.isfinite(out).all()
+    out.mean().backward()
+    for n, p in net.named_parameters():
+        assert id(p) == before[n][0] and torch.equal(p.detach(), before[n][1])
+    assert sum(p.grad is not None for p in net.parameters()) == len(before)
 
 
 @pytest.mark.skipif(not onnx_available(), reason="onnx/onnxruntime not installed")
