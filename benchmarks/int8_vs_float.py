@@ -17,27 +17,22 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from bprefine.model import WEIGHTS_DIR, load_model
 from bprefine.quantize import calibration_batches
 from bprefine.training import load_train_config
 from bprefine.training.quantsim import QuantSim
-from bprefine.training.sources import list_items, load_sample
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from quantize_bundled import config_pairs  # noqa: E402  (the sibling script's calibration images, read one way)
 
 
 def held_out_pairs(config_path: Path, per_source: int):
     """(image, coarse mask) of every object in ``per_source`` images of each validation source."""
-    config = load_train_config(config_path)
-    if not config.val_sources:
+    if not load_train_config(config_path).val_sources:
         sys.exit(f"{config_path}: the config has no val_sources (held-out images) to measure on")
-    for source in config.val_sources:
-        names = list_items(source)
-        for k in np.linspace(0, len(names) - 1, min(per_source, len(names))).round().astype(int):
-            sample = load_sample(source, names[k], config.seed)
-            for _, coarse in sample.pairs:
-                yield sample.image, coarse
+    yield from config_pairs(config_path, per_source, held_out=True)
 
 
 def disagreement(a: torch.Tensor, b: torch.Tensor) -> str:

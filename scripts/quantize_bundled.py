@@ -30,11 +30,13 @@ from bprefine.training import load_train_config
 from bprefine.training.sources import list_items, load_sample
 
 
-def config_pairs(config_path: Path, per_source: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def config_pairs(config_path: Path, per_source: int, *, held_out: bool = False
+                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(image H x W x 3 uint8, coarse mask H x W bool) of every object in ``per_source`` images of each
-    source of a training config; sources that feed ground truth as its own coarse input are skipped."""
+    source of a training config (``held_out``: of each of its validation sources); sources that feed ground
+    truth as its own coarse input are skipped."""
     config = load_train_config(config_path)
-    for source in config.sources:
+    for source in config.val_sources if held_out else config.sources:
         if source.simulate == "identity":
             continue
         names = list_items(source)
