@@ -37,6 +37,7 @@ class ModelConfig:
     min_move: float = 0.0  # the do-no-harm guard this model is measured best with (Refiner's min_move default)
     min_confidence: float = 0.0  # the logit margin a pixel needs to change (Refiner's min_confidence default)
     consensus: bool = False  # disjoint masks change hands only where both refinements agree (Refiner's default)
+    max_change: float = 0.0  # the largest share of a mask's area its refinement may change, 0: off (Refiner's default)
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -52,6 +53,8 @@ class ModelConfig:
             raise ValueError(f"min_move must be at least 0, got {self.min_move}")
         if not self.min_confidence >= 0:
             raise ValueError(f"min_confidence must be at least 0, got {self.min_confidence}")
+        if not self.max_change >= 0:
+            raise ValueError(f"max_change must be at least 0, got {self.max_change}")
         if self.mask_std <= 0 or min(self.image_std) <= 0:
             raise ValueError(f"image_std and mask_std must be positive, got {self.image_std} / {self.mask_std}")
 
@@ -119,7 +122,7 @@ def model_card(name: str) -> dict[str, Any]:
     prov = config.provenance
     return {"name": name, "card": prov.get("card", ""), "preset": config.preset, "input_size": config.input_size,
             "patch_size": config.patch_size, "min_move": config.min_move, "min_confidence": config.min_confidence,
-            "consensus": config.consensus,
+            "consensus": config.consensus, "max_change": config.max_change,
             "iterations": prov.get("iterations"),
             "recipe": prov.get("recipe", "")}
 

@@ -394,6 +394,8 @@ def main() -> None:
                     help="the guard's logit margin (default: the model's; 0: off)")
     ap.add_argument("--min-move", type=float, default=None,
                     help="the guard's minimum mean boundary move in px (default: the model's; 0: off)")
+    ap.add_argument("--max-change", type=float, default=None,
+                    help="the guard's largest share of a mask's area that may change (default: the model's; 0: off)")
     ap.add_argument("--flip", action="store_true", help="test-time flip (Refiner flip)")
     ap.add_argument("--consensus", action=argparse.BooleanOptionalAction, default=None,
                     help="semantic / panoptic consensus rule (Refiner consensus; default: the model's)")
@@ -405,7 +407,7 @@ def main() -> None:
     args = ap.parse_args()
     NMS["threshold"] = args.nms_threshold
     SETTINGS.update(engine=args.engine, move_limit=args.move_limit, min_confidence=args.min_confidence,
-                    min_move=args.min_move, edge_skip=args.edge_skip, flip=args.flip, consensus=args.consensus,
+                    min_move=args.min_move, max_change=args.max_change, edge_skip=args.edge_skip, flip=args.flip, consensus=args.consensus,
                     patch_size=args.patch_size, padding=args.padding)
     refiner = make_refiner(args.model)
     cfg = refiner.config
@@ -418,6 +420,7 @@ def main() -> None:
              + (f" --move-limit {args.move_limit}" if args.move_limit is not None else "")
              + (f" --min-confidence {args.min_confidence}" if args.min_confidence is not None else "")
              + (f" --min-move {args.min_move}" if args.min_move is not None else "")
+             + (f" --max-change {args.max_change}" if args.max_change is not None else "")
              + (" --flip" if args.flip else "")
              + ({True: " --consensus", False: " --no-consensus", None: ""}[args.consensus])
              + (f" --patch-size {args.patch_size}" if args.patch_size is not None else "")
@@ -425,6 +428,7 @@ def main() -> None:
              f"(deterministic: simulated inputs use seed 0; torch {torch.__version__}, {torch.get_num_threads()} "
              f"CPU threads on {describe_cpu()}, engine `{refiner.engine.name}`, guard min_move {refiner.min_move}"
              + (f", min_confidence {refiner.min_confidence}" if refiner.min_confidence else "")
+             + (f", max_change {refiner.max_change}" if refiner.max_change else "")
              + f"{', consensus' if refiner.consensus else ''}).",
              f"Model: `{args.model}` ({cfg.preset}, input {cfg.input_size}, patch {refiner.patch_size}, "
              f"padding {refiner.padding}); see "

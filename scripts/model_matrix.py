@@ -85,9 +85,10 @@ def main() -> None:
     ap.add_argument("--move-limit", type=float, default=None)
     ap.add_argument("--min-confidence", type=float, default=None, help="the guard's logit margin [each model's]")
     ap.add_argument("--min-move", type=float, default=None, help="the guard's min_move [each model's]")
+    ap.add_argument("--max-change", type=float, default=None, help="the guard's max_change [each model's]")
     args = ap.parse_args()
     mr.SETTINGS.update(engine=args.engine, move_limit=args.move_limit, min_confidence=args.min_confidence,
-                       min_move=args.min_move)
+                       min_move=args.min_move, max_change=args.max_change)
     rows = []
     labels = args.labels.split(",") if args.labels else []
     for k, spec in enumerate(p for p in args.rows.split(",") if p):

@@ -412,6 +412,10 @@ def test_refine_options_reach_the_refiner(tmp_path, model_path, monkeypatch):
     res = _run(*base, "--out", tmp_path / "still", "--min-move", 1000)  # no box moves that far: unchanged
     assert res.exit_code == 0, res.output
     assert np.array_equal(np.asarray(Image.open(tmp_path / "still" / "x.png")), m)
+    res = _run(*base, "--out", tmp_path / "held", "--max-change", 1e-9)  # any change is too much: unchanged
+    assert res.exit_code == 0, res.output
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "held" / "x.png")), m)
+    assert _run(*base, "--out", tmp_path / "neg", "--max-change", -1).exit_code == 2
     res = _run(*base, "--out", tmp_path / "all", "--move-limit", 0.05, "--edge-skip", 0.5, "--nms-threshold", 0.3)
     assert res.exit_code == 0, res.output
     assert _run(*base, "--out", tmp_path / "bad", "--edge-skip", 0).exit_code == 2  # outside (0, 1]

@@ -148,6 +148,66 @@ def test_min_move_keeps_only_boxes_whose_boundary_really_moves(rng):
     assert np.array_equal(Refiner(guarded_model, min_move=0).refine(image, mask), free)
 
 
+def _square_and_speck() -> np.ndarray:
+    """(2, 80, 80) masks: a 30 x 40 rectangle (area 1,200) and a 4 x 4 speck far from it."""
+    masks = np.zeros((2, 80, 80), bool)
+    masks[0, 10:40, 10:50] = True
+    masks[1, 60:64, 60:64] = True
+    return masks
+
+
+def test_max_change_keeps_a_mask_whose_refinement_would_redraw_too_much_of_it(rng):
+    image, masks = _image(rng, 80, 80), _square_and_speck()
+    grow_one_px = model_with(GrowNet(8), patch_size=16)  # every boundary moves out 1 image px
+    free = Refiner(grow_one_px).refine_instances(image, masks)
+    share = (free.sum((1, 2)) - masks.sum((1, 2))) / masks.sum((1, 2))  # (2,) changed pixels per coarse pixel
+    assert 0.1 < share[0] < 0.2 and share[1] > 1  # the rectangle gains a thin ring, the speck more than doubles
+    guarded = Refiner(grow_one_px, max_change=0.5).refine_instances(image, masks)
+    assert np.array_equal(guarded[0], free[0]) and np.array_equal(guarded[1], masks[1])
+    assert np.array_equal(Refiner(grow_one_px, max_change=share[0] * 1.01).refine_instances(image, masks)[0], free[0])
+    assert np.array_equal(Refiner(grow_one_px, max_change=share[0] * 0.99).refine_instances(image, masks)[0], masks[0])
+    assert np.array_equal(Refiner(grow_one_px, max_change=0).refine_instances(image, masks), free)  # 0: off
+
+
+def test_max_change_counts_only_what_the_other_guards_let_through(rng):
+    image, masks = _image(rng, 80, 80), _square_and_speck()
+    grow_one_px = model_with(GrowNet(8), patch_size=16)  # logits +-1 (the normalised mask, max-pooled)
+    both = Refiner(grow_one_px, max_change=0.5, min_confidence=2.0)  # the margin already stops every change
+    assert np.array_equal(both.refine_instances(image, masks), masks)
+    free = Refiner(grow_one_px).refine_instances(image, masks)
+    assert np.array_equal(Refiner(grow_one_px, max_change=0.5, min_confidence=0.5).refine_instances(image, masks),
+                          np.stack([free[0], masks[1]]))
+
+
+def test_a_model_that_ships_with_max_change_applies_it_unless_told_otherwise(rng):
+    image, masks = _image(rng, 80, 80), _square_and_speck()
+    shipped = model_with(GrowNet(8), patch_size=16, max_change=0.5)
+    assert Refiner(shipped).max_change == 0.5
+    assert np.array_equal(Refiner(shipped).refine_instances(image, masks)[1], masks[1])
+    assert not np.array_equal(Refiner(shipped, max_change=0).refine_instances(image, masks)[1], masks[1])
+    with pytest.raises(ValueError, match="max_change"):
+        model_with(GrowNet(8), max_change=-0.1)
+    with pytest.raises(ValueError, match="max_change"):
+        Refiner(shipped, max_change=-1)
+
+
+def test_max_change_drops_a_segment_s_claims_in_disjoint_refinement(rng):
+    from bprefine.tasks import refine_exclusive
+
+    image, masks = _image(rng, 80, 80), _square_and_speck()
+    grow_one_px = model_with(GrowNet(8), patch_size=16)
+    free = refine_exclusive(Refiner(grow_one_px), image, masks)
+    guarded = refine_exclusive(Refiner(grow_one_px, max_change=0.5), image, masks)
+    assert (free == 1).sum() > 16 and (guarded == 1).sum() == 16  # the speck's claims are dropped
+    assert np.array_equal(guarded == 0, free == 0)  # the rectangle's are kept
+    touching = masks.copy()
+    touching[1] = False
+    touching[1, 40:44, 20:24] = True  # right below the rectangle, which grows into its top row
+    held = refine_exclusive(Refiner(grow_one_px, max_change=0.5), image, touching)
+    assert (held == 1).sum() == 16 and (held[40:44, 20:24] == 1).all()  # kept whole: nothing taken
+    assert (held == 0).sum() > touching[0].sum()  # while the rectangle still grows elsewhere
+
+
 @pytest.mark.parametrize("patch, hw, expected", [(64, (40, 300), 40), (64, (10, 300), 16), (1000, (275, 418), 275),
                                                  (64, (100, 100), 64)])
 def test_patches_larger_than_the_image_shrink(patch, hw, expected):

@@ -56,6 +56,9 @@ def refiner_options(f):
         click.option("--min-move", type=click.FloatRange(0), default=None,
                      help="Do-no-harm guard: keep a box's changes only where they move its coarse boundary by at "
                           "least this many px on average; 0: off [the model's: 0.5 for people, else off]."),
+        click.option("--max-change", type=click.FloatRange(0), default=None,
+                     help="Do-no-harm guard: a mask whose refinement would change more than this share of its "
+                          "area keeps its coarse mask; 0: off [the model's]."),
         click.option("--edge-skip", type=click.FloatRange(0, 1, min_open=True), default=None,
                      help="Skip boxes whose coarse boundary already follows the image's strongest edge "
                           "(alignment >= this, e.g. 0.5) [off: refine every box]."),

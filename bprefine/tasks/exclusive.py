@@ -42,7 +42,8 @@ def refine_exclusive(refiner: "Refiner", image: np.ndarray, masks: np.ndarray, *
     With ``release``, a pixel that no mask claims but whose coarse owner's refinement rejects goes to a
     mask of the lowest rank: the one that covered it with the highest logit, else the nearest across the
     boundary (the coarse owner keeps it where there is none). With ``refiner.consensus``, an owner's claim
-    on its own pixel beats every other claim of its rank.
+    on its own pixel beats every other claim of its rank. A mask the refiner ``holds`` (``max_change``)
+    keeps its coarse pixels whole: it claims nothing and no other mask takes its pixels.
     """
     masks = np.asarray(masks).astype(bool, copy=False)
     rank = np.zeros(len(masks), np.int32) if priority is None else np.asarray(priority, np.int32)
@@ -53,11 +54,15 @@ def refine_exclusive(refiner: "Refiner", image: np.ndarray, masks: np.ndarray, *
     owner_rank = np.append(rank, floor)[owner]  # owner -1 (no mask) ranks lowest
     claims, heirs = _Claims(owner.shape), _Claims(owner.shape)
     rejected = np.zeros(owner.shape, bool)
+    held = np.zeros(owner.shape, bool)  # the coarse pixels of masks the refiner's max_change keeps whole
     for k, acc in enumerate(refiner.accumulate(image, masks, channels=channels)):
         if acc is None:
             continue
         mean, covered = acc.mean_logits()
-        allowed = refiner.allowed(acc, masks[k])
+        allowed = refiner.pixel_guard(acc, masks[k])
+        if refiner.holds(acc, masks[k], allowed):
+            held |= masks[k]
+            continue
         if allowed is not None:
             covered = covered & allowed
         own = acc.region(owner) == k
@@ -71,7 +76,8 @@ def refine_exclusive(refiner: "Refiner", image: np.ndarray, masks: np.ndarray, *
     if release:
         out = _release(out, rejected & ~claims.taken(), heirs, rank == floor)
     if fixed is not None:
-        out[fixed] = owner[fixed]
+        held |= fixed
+    out[held] = owner[held]
     return out
 
 
