@@ -1,4 +1,5 @@
-"""scripts/cascade_study.py, scripts/int8_panoptic.py and benchmarks/int8_vs_float.py: the parts that decide what is measured."""
+"""scripts/cascade_study.py, scripts/int8_panoptic.py, scripts/change_share.py and benchmarks/int8_vs_float.py: the parts
+that decide what is measured."""
 
 from __future__ import annotations
 
@@ -70,3 +71,25 @@ def test_int8_against_float_counts_flipped_decisions_and_needs_held_out_images(t
     config.write_text("iterations: 10\n")
     with pytest.raises(SystemExit, match="no val_sources"):
         next(held_out_pairs(config, 2))
+
+
+def test_change_share_counts_flips_per_coarse_pixel_under_the_pixel_guards():
+    import torch
+    from bpr_helpers import model_with
+
+    from bprefine.refine import Refiner
+    from change_share import flip_shares
+
+    class Grow(torch.nn.Module):  # every boundary moves out 1 image px (16-px boxes at input 128)
+        def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.max_pool2d(mask, 17, stride=1, padding=8)
+
+    masks = np.zeros((2, 80, 80), bool)
+    masks[0, 10:40, 10:50] = True  # 30 x 40: a 1-px ring is 144 pixels
+    masks[1, 60:64, 60:64] = True  # 4 x 4 -> 6 x 6
+    image = np.random.default_rng(0).integers(0, 255, (80, 80, 3), dtype=np.uint8)
+    shares, refined = flip_shares(Refiner(model_with(Grow(), patch_size=16), max_change=0.5), image, masks)
+    assert np.allclose(shares, [144 / 1200, 20 / 16])  # max_change is not applied: the speck is counted
+    assert refined[1].sum() == 36 and refined[0].sum() == 1344
+    sure, _ = flip_shares(Refiner(model_with(Grow(), patch_size=16), min_confidence=2.0), image, masks)
+    assert (sure == 0).all()  # the margin is applied: logits of +-1 change nothing
