@@ -12,7 +12,6 @@ by more than 2), and of the ground-truth masks. Deterministic (simulated inputs 
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ import numpy as np
 from bprefine.metrics.masks import mask_iou
 from bprefine.refine import Refiner
 from bprefine.simulate import mask_head, rng_for
-from make_results import NMS, dsb_instances, dsb_items, make_refiner
+from make_results import NMS, dsb_instances, dsb_items, make_refiner, study_parser
 
 
 def flip_shares(refiner: Refiner, image: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -54,11 +53,7 @@ def dsb_shares(refiner: Refiner, data: Path) -> dict[str, np.ndarray]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--model", default="default")
-    ap.add_argument("--engine", default="onnx-int8")
-    ap.add_argument("--nms-threshold", type=float, default=0.1)
+    ap = study_parser(__doc__)
     ap.add_argument("--min-confidence", type=float, default=None, help="the margin (default: the model's)")
     args = ap.parse_args()
     NMS["threshold"] = args.nms_threshold

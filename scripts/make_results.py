@@ -68,6 +68,17 @@ class PatchCounter:
         return self.engine(image, mask)
 
 
+def study_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The command line every held-out study script starts from: --data, --model, --engine (int8, as
+    ``engine="auto"`` runs a bundled model) and --nms-threshold (0.1, the library's default)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--engine", default="onnx-int8")
+    ap.add_argument("--nms-threshold", type=float, default=0.1)
+    return ap
+
+
 def make_refiner(model: str, **kw) -> Refiner:
     refiner = Refiner(model, **({"nms_threshold": NMS["threshold"]} | SETTINGS | kw))
     refiner.engine = PatchCounter(refiner.engine)

@@ -13,14 +13,13 @@ model grows or erodes what it is given. Deterministic; no data is written.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from bprefine.metrics.masks import mask_iou
-from make_results import NMS, ccp_items, dsb_instances, dsb_items, make_refiner
+from make_results import NMS, ccp_items, dsb_instances, dsb_items, make_refiner, study_parser
 
 
 def boundary_distance(gt: np.ndarray) -> np.ndarray:
@@ -64,11 +63,7 @@ def dsb_rows(refiner, data: Path, distances: list[float]) -> np.ndarray:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--model", default="default")
-    ap.add_argument("--engine", default="onnx-int8")
-    ap.add_argument("--nms-threshold", type=float, default=0.1)
+    ap = study_parser(__doc__)
     ap.add_argument("--distances", default="1,3", help="comma-separated distances in px")
     ap.add_argument("--domains", default="ccp,dsb", help="comma-separated subset of ccp,dsb")
     args = ap.parse_args()
