@@ -3,8 +3,10 @@
     python benchmarks/model_speed.py --models nuclei,default [--domain dsb|ccp] [--data ../shared/data]
         [--limit 20] [--engine auto]
 
-A model is named as ``Refiner`` takes it, optionally with settings: ``NAME[+flip][@NMS]``, e.g.
-``people,people+flip,people@0.25`` (test-time flip; another NMS threshold than the default).
+A model is named as ``Refiner`` takes it, optionally with settings: ``NAME[+flip][@NMS][%GUARD=VALUE...]``,
+e.g. ``people,people+flip,people@0.25,default%max_change=0`` (test-time flip; another NMS threshold than the
+default; a numeric guard setting of ``Refiner`` other than the model's: ``min_confidence``, ``min_move``,
+``max_change``).
 
 dsb: each model refines the ground-truth instances of the same held-out DSB2018 images (positions 200-299;
 the time depends on the boxes, not on how good the masks are); ccp: the real selfie masks of the held-out
@@ -38,11 +40,22 @@ def held_out_images(data: Path, limit: int, domain: str = "dsb") -> list[tuple[n
     return [dsb_instances(data, entry) for entry in dsb_items(data, 200, 300)[:limit]]
 
 
+GUARDS = ("min_confidence", "min_move", "max_change")  # the numeric guard settings a spec may override
+
+
 def make_refiner(spec: str, engine: str) -> Refiner:
-    """A Refiner from ``NAME[+flip][@NMS]`` (see the module docstring)."""
+    """A Refiner from ``NAME[+flip][@NMS][%GUARD=VALUE...]`` (see the module docstring)."""
+    spec, *guards = spec.split("%")
+    settings: dict[str, float] = {}
+    for guard in guards:
+        key, sep, value = guard.partition("=")
+        if key not in GUARDS or not sep:
+            raise ValueError(f"model spec {spec!r}: expected %GUARD=VALUE with GUARD one of {GUARDS}, got {guard!r}")
+        settings[key] = float(value)
     spec, _, nms = spec.partition("@")
     name, flip = (spec[: -len("+flip")], True) if spec.endswith("+flip") else (spec, False)
-    settings = {"nms_threshold": float(nms)} if nms else {}
+    if nms:
+        settings["nms_threshold"] = float(nms)
     return Refiner(name, engine=engine, flip=flip, **settings)
 
 

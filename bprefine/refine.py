@@ -290,8 +290,7 @@ class Refiner:
         ``max_change`` times its area."""
         if self.max_change <= 0:
             return False
-        mean, covered = acc.mean_logits()
-        changed = covered & ((mean > 0) != acc.region(coarse))
+        changed = (acc.count > 0) & ((acc.logit_sum > 0) != acc.region(coarse))  # as ``write_into`` decides
         if allowed is not None:
             changed &= allowed
         return np.count_nonzero(changed) > self.max_change * max(np.count_nonzero(coarse), 1)

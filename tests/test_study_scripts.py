@@ -93,3 +93,14 @@ def test_change_share_counts_flips_per_coarse_pixel_under_the_pixel_guards():
     assert refined[1].sum() == 36 and refined[0].sum() == 1344
     sure, _ = flip_shares(Refiner(model_with(Grow(), patch_size=16), min_confidence=2.0), image, masks)
     assert (sure == 0).all()  # the margin is applied: logits of +-1 change nothing
+
+
+def test_a_speed_spec_names_flip_nms_and_guard_settings():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from model_speed import make_refiner
+
+    refiner = make_refiner("default+flip@0.25%max_change=0%min_confidence=0.5", "torch")
+    assert refiner.nms_threshold == 0.25 and refiner.max_change == 0 and refiner.min_confidence == 0.5
+    assert refiner.engine.name.endswith("+flip")
+    with pytest.raises(ValueError, match="GUARD"):
+        make_refiner("default%max_chnage=0", "torch")
