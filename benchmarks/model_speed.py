@@ -29,7 +29,7 @@ import numpy as np
 from bprefine import Refiner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from make_results import ccp_items, dsb_instances, dsb_items  # noqa: E402  (the held-out splits, read one way)
+from make_results import ccp_items, dsb_instances, dsb_items, parse_settings  # noqa: E402  (the held-out splits, read one way)
 
 
 def held_out_images(data: Path, limit: int, domain: str = "dsb") -> list[tuple[np.ndarray, np.ndarray]]:
@@ -46,12 +46,7 @@ GUARDS = ("min_confidence", "min_move", "max_change")  # the numeric guard setti
 def make_refiner(spec: str, engine: str) -> Refiner:
     """A Refiner from ``NAME[+flip][@NMS][%GUARD=VALUE...]`` (see the module docstring)."""
     spec, *guards = spec.split("%")
-    settings: dict[str, float] = {}
-    for guard in guards:
-        key, sep, value = guard.partition("=")
-        if key not in GUARDS or not sep:
-            raise ValueError(f"model spec {spec!r}: expected %GUARD=VALUE with GUARD one of {GUARDS}, got {guard!r}")
-        settings[key] = float(value)
+    settings = parse_settings(guards, f"model spec {spec!r}", name="GUARD", keys=GUARDS)
     spec, _, nms = spec.partition("@")
     name, flip = (spec[: -len("+flip")], True) if spec.endswith("+flip") else (spec, False)
     if nms:
@@ -68,7 +63,10 @@ def main() -> None:
     ap.add_argument("--engine", default="auto")
     args = ap.parse_args()
     names = args.models.split(",")
-    refiners = {n: make_refiner(n, args.engine) for n in names}
+    try:
+        refiners = {n: make_refiner(n, args.engine) for n in names}
+    except ValueError as err:  # a malformed spec: one line, not a traceback
+        ap.error(str(err))
     images = held_out_images(args.data, args.limit, args.domain)
     times: dict[str, list[float]] = {n: [] for n in names}
     boxes: dict[str, list[int]] = {n: [] for n in names}

@@ -23,7 +23,7 @@ import torch
 
 from bprefine import Refiner
 from bprefine.metrics.evaluate import mask_scores, mean_scores
-from make_results import ccp_items, worse_fraction
+from make_results import ccp_items, parse_settings, worse_fraction
 
 
 def parse_pass(text: str) -> Refiner:
@@ -31,12 +31,7 @@ def parse_pass(text: str) -> Refiner:
     model, *rest = text.split(":")
     if not model or not rest:
         raise ValueError(f"a pass is MODEL:NMS[:SETTING=VALUE...], got {text!r}")
-    settings = {}
-    for item in rest[1:]:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"pass {text!r}: {item!r} is not SETTING=VALUE")
-        settings[key] = float(value)
+    settings = parse_settings(rest[1:], f"pass {text!r}")
     return Refiner(model, nms_threshold=float(rest[0]), **settings)
 
 

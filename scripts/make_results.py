@@ -79,6 +79,20 @@ def study_parser(doc: str | None) -> argparse.ArgumentParser:
     return ap
 
 
+def parse_settings(items: list[str], where: str, *, name: str = "SETTING",
+                   keys: tuple[str, ...] | None = None) -> dict[str, float]:
+    """Numeric ``Refiner`` settings from ``NAME=VALUE`` items of a study script's model spec (``keys``: the
+    names allowed, None: any); ValueError naming ``where`` and the bad item."""
+    settings = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or (keys is not None and key not in keys):
+            allowed = f" with {name} one of {keys}" if keys is not None else ""
+            raise ValueError(f"{where}: {item!r} is not {name}=VALUE{allowed}")
+        settings[key] = float(value)
+    return settings
+
+
 def make_refiner(model: str, **kw) -> Refiner:
     refiner = Refiner(model, **({"nms_threshold": NMS["threshold"]} | SETTINGS | kw))
     refiner.engine = PatchCounter(refiner.engine)
