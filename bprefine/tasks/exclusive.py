@@ -58,11 +58,11 @@ def refine_exclusive(refiner: "Refiner", image: np.ndarray, masks: np.ndarray, *
     for k, acc in enumerate(refiner.accumulate(image, masks, channels=channels)):
         if acc is None:
             continue
-        mean, covered = acc.mean_logits()
         allowed = refiner.pixel_guard(acc, masks[k])
         if refiner.holds(acc, masks[k], allowed):
             held |= masks[k]
             continue
+        mean, covered = acc.mean_logits()
         if allowed is not None:
             covered = covered & allowed
         own = acc.region(owner) == k
