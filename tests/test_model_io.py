@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace as replace_config
 
 import numpy as np
 import pytest
@@ -88,3 +89,49 @@ def test_export_hugging_face_layout_loads_back(tmp_path):
     session = ort.InferenceSession(str(tmp_path / "hf" / "model.onnx"), providers=["CPUExecutionProvider"])
     out = session.run(None, {"image": np.zeros((2, 3, 128, 128), np.float32), "mask": np.zeros((2, 1, 128, 128), np.float32)})
     assert out[0].shape == (2, 1, 128, 128)
+
+
+def test_a_soup_is_the_weighted_average_of_its_ingredients(tmp_path):
+    from bprefine.training.soup import average_models
+
+    torch.manual_seed(0)
+    config = ModelConfig(preset="mobilenet_v2", input_size=64, patch_size=32, min_move=0.5)
+    a, b = RefinementModel.untrained(config), RefinementModel.untrained(replace_config(config, min_move=0.0))
+    with torch.no_grad():
+        for p in b.net.parameters():
+            p.add_(1.0)
+        for m in b.net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_var.fill_(3.0)
+                m.num_batches_tracked.fill_(9)
+    soup = average_models([a, b], [3, 1])
+    sa, sb, ss = a.net.state_dict(), b.net.state_dict(), soup.net.state_dict()
+    for k, v in ss.items():
+        if v.is_floating_point():
+            assert torch.allclose(v, 0.75 * sa[k] + 0.25 * sb[k], atol=1e-6), k
+        else:
+            assert torch.equal(v, sa[k]), k  # integer buffers: the first ingredient's
+    assert soup.config == a.config  # the first ingredient says how the soup runs
+    assert not soup.net.training
+    equal = average_models([a, b])
+    assert torch.allclose(next(iter(equal.net.parameters())),
+                          (next(iter(a.net.parameters())) + next(iter(b.net.parameters()))) / 2)
+    same = average_models([a])  # a soup of one is that network
+    assert all(torch.equal(v, sa[k]) for k, v in same.net.state_dict().items())
+
+
+def test_a_soup_refuses_networks_that_differ(tmp_path):
+    from bprefine.training.soup import average_models
+
+    a = RefinementModel.untrained(ModelConfig(preset="mobilenet_v2", input_size=64))
+    other = RefinementModel.untrained(ModelConfig(preset="mobilenet_v2_fine", input_size=64))
+    with pytest.raises(ValueError, match="fine.safetensors: preset 'mobilenet_v2_fine'"):
+        average_models([a, other], names=["a.safetensors", "fine.safetensors"])
+    no_mask = RefinementModel.untrained(ModelConfig(preset="mobilenet_v2", input_size=64, use_mask=False))
+    with pytest.raises(ValueError, match="use_mask False"):
+        average_models([a, no_mask])
+    for bad in ([1.0], [1.0, -1.0], [0.0, 0.0]):
+        with pytest.raises(ValueError, match="soup weights"):
+            average_models([a, a], bad)
+    with pytest.raises(ValueError, match="at least one model"):
+        average_models([])

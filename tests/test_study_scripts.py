@@ -1,4 +1,4 @@
-"""scripts/cascade_study.py, scripts/int8_panoptic.py, scripts/change_share.py and benchmarks/int8_vs_float.py: the parts
+"""scripts/cascade_study.py, scripts/int8_panoptic.py, scripts/change_share.py, scripts/soup_models.py and benchmarks/int8_vs_float.py: the parts
 that decide what is measured."""
 
 from __future__ import annotations
@@ -104,3 +104,24 @@ def test_a_speed_spec_names_flip_nms_and_guard_settings():
     assert refiner.engine.name.endswith("+flip")
     with pytest.raises(ValueError, match="GUARD"):
         make_refiner("default%max_chnage=0", "torch")
+
+
+def test_a_bundled_soup_records_its_ingredients_and_command(tmp_path):
+    import torch
+
+    from bprefine import ModelConfig, RefinementModel, load_model, save_model
+    from soup_models import make_soup
+
+    torch.manual_seed(0)
+    for name in ("a", "b"):
+        save_model(RefinementModel.untrained(ModelConfig(input_size=64, provenance={"recipe": f"train {name}"})),
+                   tmp_path / name)
+    paths = [str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors")]
+    soup = make_soup(paths, [3, 1], "a card", "python scripts/soup_models.py ...")
+    save_model(soup, tmp_path / "soup")
+    prov = load_model(tmp_path / "soup").config.provenance
+    assert [i["share"] for i in prov["soup"]] == [0.75, 0.25]
+    assert [i["recipe"] for i in prov["soup"]] == ["train a", "train b"]
+    assert prov["card"] == "a card" and prov["recipe"].startswith("python scripts/soup_models.py")
+    with pytest.raises(FileNotFoundError, match="missing.safetensors"):
+        make_soup([paths[0], str(tmp_path / "missing.safetensors")], None, "", "")
