@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bprefine import RefinementModel, load_model, save_model
 from bprefine.model import WEIGHTS_DIR, weights_sha256
-from bprefine.training.soup import average_models
+from bprefine.training.soup import average_models, normalised_shares
 
 
 def make_soup(models: Sequence[str], weights: Sequence[float] | None, card: str, command: str) -> RefinementModel:
@@ -28,12 +28,10 @@ def make_soup(models: Sequence[str], weights: Sequence[float] | None, card: str,
     recipe and start, the command that made it, and ``card``. ValueError / FileNotFoundError name the file."""
     loaded = [load_model(m) for m in models]
     soup = average_models(loaded, weights, names=models)
-    shares = list(weights) if weights else [1.0] * len(models)
-    total = sum(shares)
     prov = {
-        "soup": [{"model": str(m), "weights_sha256": weights_sha256(m)[:16], "share": round(s / total, 4),
+        "soup": [{"model": str(m), "weights_sha256": weights_sha256(m)[:16], "share": round(s, 4),
                   "recipe": model.config.provenance.get("recipe", ""), "init": model.config.provenance.get("init", "")}
-                 for m, s, model in zip(models, shares, loaded)],
+                 for m, s, model in zip(models, normalised_shares(weights, len(models)), loaded)],
         "recipe": command,
         "data": loaded[0].config.provenance.get("data", ""),
         "card": card,

@@ -36,7 +36,9 @@ def _check_compatible(models: Sequence[RefinementModel], names: Sequence[str]) -
                                  f"{names[0]} has {tuple(first[key].shape)}")
 
 
-def _normalised(weights: Sequence[float] | None, n: int) -> list[float]:
+def normalised_shares(weights: Sequence[float] | None, n: int) -> list[float]:
+    """The ``n`` shares a soup gives its ingredients: ``weights`` scaled to sum to 1 (None: equal); ValueError
+    unless they are ``n`` non-negative numbers with a positive sum."""
     if weights is None:
         return [1.0 / n] * n
     if len(weights) != n or any(not w >= 0 for w in weights) or sum(weights) <= 0:
@@ -50,12 +52,12 @@ def average_models(models: Sequence[RefinementModel], weights: Sequence[float] |
                    names: Sequence[str] | None = None) -> RefinementModel:
     """The weighted average of ``models`` (weights normalised to sum to 1; None: equal), as a new model with
     the first ingredient's config; ``names`` (for errors) default to ``model 0``, ``model 1``, ...
-    ValueError when fewer than one model is given or the networks differ in architecture."""
+    ValueError when no model is given or the networks differ in architecture."""
     if not models:
         raise ValueError("a soup needs at least one model")
     names = list(names) if names is not None else [f"model {i}" for i in range(len(models))]
     _check_compatible(models, names)
-    shares = _normalised(weights, len(models))
+    shares = normalised_shares(weights, len(models))
     states = [m.net.state_dict() for m in models]
     soup = RefinementModel.untrained(replace(models[0].config))
     averaged = {}
