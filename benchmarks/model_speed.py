@@ -40,7 +40,7 @@ def held_out_images(data: Path, limit: int, domain: str = "dsb") -> list[tuple[n
     return [dsb_instances(data, entry) for entry in dsb_items(data, 200, 300)[:limit]]
 
 
-GUARDS = ("min_confidence", "min_move", "max_change")  # the numeric guard settings a spec may override
+GUARDS = ("min_confidence", "min_move", "max_change", "min_mask_confidence")  # the numeric guard settings a spec may override
 
 
 def make_refiner(spec: str, engine: str) -> Refiner:

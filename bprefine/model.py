@@ -38,6 +38,7 @@ class ModelConfig:
     min_confidence: float = 0.0  # the logit margin a pixel needs to change (Refiner's min_confidence default)
     consensus: bool = False  # disjoint masks change hands only where both refinements agree (Refiner's default)
     max_change: float = 0.0  # the largest share of a mask's area its refinement may change, 0: off (Refiner's default)
+    min_mask_confidence: float = 0.0  # the mean logit margin a mask's changes need as a whole, 0: off (Refiner's default)
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -55,6 +56,8 @@ class ModelConfig:
             raise ValueError(f"min_confidence must be at least 0, got {self.min_confidence}")
         if not self.max_change >= 0:
             raise ValueError(f"max_change must be at least 0, got {self.max_change}")
+        if not self.min_mask_confidence >= 0:
+            raise ValueError(f"min_mask_confidence must be at least 0, got {self.min_mask_confidence}")
         if self.mask_std <= 0 or min(self.image_std) <= 0:
             raise ValueError(f"image_std and mask_std must be positive, got {self.image_std} / {self.mask_std}")
 
@@ -123,6 +126,7 @@ def model_card(name: str) -> dict[str, Any]:
     return {"name": name, "card": prov.get("card", ""), "preset": config.preset, "input_size": config.input_size,
             "patch_size": config.patch_size, "min_move": config.min_move, "min_confidence": config.min_confidence,
             "consensus": config.consensus, "max_change": config.max_change,
+            "min_mask_confidence": config.min_mask_confidence,
             "iterations": prov.get("iterations"),
             "recipe": prov.get("recipe", "")}
 

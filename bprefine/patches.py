@@ -293,6 +293,13 @@ class PatchAccumulator:
         covered = self.count > 0
         return self.logit_sum / np.maximum(self.count, 1), covered
 
+    def confidence(self, where: np.ndarray) -> float:
+        """The mean |mean logit| over the pixels of the (h, w) bool map ``where`` (0.0 when it is empty):
+        how sure the patches are, as a whole, of their decision there."""
+        mean, _ = self.mean_logits()
+        values = np.abs(mean[where])
+        return float(values.mean()) if values.size else 0.0
+
     def region(self, array: np.ndarray) -> np.ndarray:
         """The view of an image-sized (H, W, ...) ``array`` that this buffer spans."""
         ox, oy = self.origin_xy

@@ -421,6 +421,8 @@ def main() -> None:
                     help="the guard's minimum mean boundary move in px (default: the model's; 0: off)")
     ap.add_argument("--max-change", type=float, default=None,
                     help="the guard's largest share of a mask's area that may change (default: the model's; 0: off)")
+    ap.add_argument("--min-mask-confidence", type=float, default=None,
+                    help="the guard's least mean |logit| over a mask's changed pixels (default: the model's; 0: off)")
     ap.add_argument("--flip", action="store_true", help="test-time flip (Refiner flip)")
     ap.add_argument("--consensus", action=argparse.BooleanOptionalAction, default=None,
                     help="semantic / panoptic consensus rule (Refiner consensus; default: the model's)")
@@ -432,7 +434,8 @@ def main() -> None:
     args = ap.parse_args()
     NMS["threshold"] = args.nms_threshold
     SETTINGS.update(engine=args.engine, move_limit=args.move_limit, min_confidence=args.min_confidence,
-                    min_move=args.min_move, max_change=args.max_change, edge_skip=args.edge_skip, flip=args.flip, consensus=args.consensus,
+                    min_move=args.min_move, max_change=args.max_change,
+                    min_mask_confidence=args.min_mask_confidence, edge_skip=args.edge_skip, flip=args.flip, consensus=args.consensus,
                     patch_size=args.patch_size, padding=args.padding)
     refiner = make_refiner(args.model)
     cfg = refiner.config
@@ -446,6 +449,7 @@ def main() -> None:
              + (f" --min-confidence {args.min_confidence}" if args.min_confidence is not None else "")
              + (f" --min-move {args.min_move}" if args.min_move is not None else "")
              + (f" --max-change {args.max_change}" if args.max_change is not None else "")
+             + (f" --min-mask-confidence {args.min_mask_confidence}" if args.min_mask_confidence is not None else "")
              + (" --flip" if args.flip else "")
              + ({True: " --consensus", False: " --no-consensus", None: ""}[args.consensus])
              + (f" --patch-size {args.patch_size}" if args.patch_size is not None else "")
@@ -454,6 +458,7 @@ def main() -> None:
              f"CPU threads on {describe_cpu()}, engine `{refiner.engine.name}`, guard min_move {refiner.min_move}"
              + (f", min_confidence {refiner.min_confidence}" if refiner.min_confidence else "")
              + (f", max_change {refiner.max_change}" if refiner.max_change else "")
+             + (f", min_mask_confidence {refiner.min_mask_confidence}" if refiner.min_mask_confidence else "")
              + f"{', consensus' if refiner.consensus else ''}).",
              f"Model: `{args.model}` ({cfg.preset}, input {cfg.input_size}, patch {refiner.patch_size}, "
              f"padding {refiner.padding}); see "

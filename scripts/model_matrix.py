@@ -86,9 +86,12 @@ def main() -> None:
     ap.add_argument("--min-confidence", type=float, default=None, help="the guard's logit margin [each model's]")
     ap.add_argument("--min-move", type=float, default=None, help="the guard's min_move [each model's]")
     ap.add_argument("--max-change", type=float, default=None, help="the guard's max_change [each model's]")
+    ap.add_argument("--min-mask-confidence", type=float, default=None,
+                    help="the guard's min_mask_confidence [each model's]")
     args = ap.parse_args()
     mr.SETTINGS.update(engine=args.engine, move_limit=args.move_limit, min_confidence=args.min_confidence,
-                       min_move=args.min_move, max_change=args.max_change)
+                       min_move=args.min_move, max_change=args.max_change,
+                       min_mask_confidence=args.min_mask_confidence)
     rows = []
     labels = args.labels.split(",") if args.labels else []
     for k, spec in enumerate(p for p in args.rows.split(",") if p):

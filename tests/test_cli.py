@@ -416,6 +416,10 @@ def test_refine_options_reach_the_refiner(tmp_path, model_path, monkeypatch):
     assert res.exit_code == 0, res.output
     assert np.array_equal(np.asarray(Image.open(tmp_path / "held" / "x.png")), m)
     assert _run(*base, "--out", tmp_path / "neg", "--max-change", -1).exit_code == 2
+    res = _run(*base, "--out", tmp_path / "unsure", "--min-mask-confidence", 1000)  # never that sure: unchanged
+    assert res.exit_code == 0, res.output
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "unsure" / "x.png")), m)
+    assert _run(*base, "--out", tmp_path / "neg2", "--min-mask-confidence", -1).exit_code == 2
     res = _run(*base, "--out", tmp_path / "all", "--move-limit", 0.05, "--edge-skip", 0.5, "--nms-threshold", 0.3)
     assert res.exit_code == 0, res.output
     assert _run(*base, "--out", tmp_path / "bad", "--edge-skip", 0).exit_code == 2  # outside (0, 1]

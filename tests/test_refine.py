@@ -208,6 +208,70 @@ def test_max_change_drops_a_segment_s_claims_in_disjoint_refinement(rng):
     assert (held == 0).sum() > touching[0].sum()  # while the rectangle still grows elsewhere
 
 
+class SureWhereBrightNet(GrowNet):
+    """``GrowNet``, with logits 4x as large where the image is bright: sure there, unsure in the dark."""
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return super().forward(image, mask) * (1 + 3 * (image[:, :1] > 0).float())
+
+
+def _bright_left(rng) -> np.ndarray:
+    """An 80 x 80 image, white left of column 56 (the rectangle of ``_square_and_speck``), black right of it."""
+    image = np.zeros((80, 80, 3), np.uint8)
+    image[:, :56] = 255
+    return image
+
+
+def test_accumulator_confidence_is_the_mean_absolute_logit_where_asked():
+    from bprefine.patches import PatchAccumulator
+
+    acc = PatchAccumulator.for_boxes(np.array([[0, 0, 4, 4], [2, 0, 6, 4]]), (4, 6))
+    acc.add(np.array([0, 0, 4, 4]), np.full((4, 4), -2.0, np.float32))
+    acc.add(np.array([2, 0, 6, 4]), np.full((4, 4), 3.0, np.float32))
+    where = np.zeros((4, 6), bool)
+    where[0, [0, 2, 5]] = True  # mean logits -2, 0.5 (overlap), 3
+    assert acc.confidence(where) == pytest.approx((2 + 0.5 + 3) / 3)
+    assert acc.confidence(np.zeros((4, 6), bool)) == 0.0
+
+
+def test_min_mask_confidence_keeps_a_mask_whose_changes_are_unsure_as_a_whole(rng):
+    image, masks = _bright_left(rng), _square_and_speck()
+    net = model_with(SureWhereBrightNet(8), patch_size=16)  # the rectangle grows at |logit| 4, the speck at 1
+    free = Refiner(net).refine_instances(image, masks)
+    assert (free[0].sum() > masks[0].sum()) and (free[1].sum() > masks[1].sum())
+    guarded = Refiner(net, min_mask_confidence=2.0).refine_instances(image, masks)
+    assert np.array_equal(guarded[0], free[0]) and np.array_equal(guarded[1], masks[1])
+    assert np.array_equal(Refiner(net, min_mask_confidence=5.0).refine_instances(image, masks), masks)
+    assert np.array_equal(Refiner(net, min_mask_confidence=0).refine_instances(image, masks), free)  # 0: off
+    # what the per-pixel margin already stopped does not count: the speck has no change left to judge
+    margin = Refiner(net, min_confidence=2.0).refine_instances(image, masks)
+    assert np.array_equal(Refiner(net, min_confidence=2.0, min_mask_confidence=2.0).refine_instances(image, masks),
+                          margin)
+
+
+def test_a_model_that_ships_with_min_mask_confidence_applies_it_unless_told_otherwise(rng):
+    image, masks = _bright_left(rng), _square_and_speck()
+    shipped = model_with(SureWhereBrightNet(8), patch_size=16, min_mask_confidence=2.0)
+    assert Refiner(shipped).min_mask_confidence == 2.0
+    assert np.array_equal(Refiner(shipped).refine_instances(image, masks)[1], masks[1])
+    assert not np.array_equal(Refiner(shipped, min_mask_confidence=0).refine_instances(image, masks)[1], masks[1])
+    with pytest.raises(ValueError, match="min_mask_confidence"):
+        model_with(GrowNet(8), min_mask_confidence=-0.1)
+    with pytest.raises(ValueError, match="min_mask_confidence"):
+        Refiner(shipped, min_mask_confidence=-1)
+
+
+def test_min_mask_confidence_drops_a_segment_s_claims_in_disjoint_refinement(rng):
+    from bprefine.tasks import refine_exclusive
+
+    image, masks = _bright_left(rng), _square_and_speck()
+    net = model_with(SureWhereBrightNet(8), patch_size=16)
+    free = refine_exclusive(Refiner(net), image, masks)
+    guarded = refine_exclusive(Refiner(net, min_mask_confidence=2.0), image, masks)
+    assert (free == 1).sum() > 16 and (guarded == 1).sum() == 16  # the unsure speck's claims are dropped
+    assert np.array_equal(guarded == 0, free == 0)  # the sure rectangle's are kept
+
+
 @pytest.mark.parametrize("patch, hw, expected", [(64, (40, 300), 40), (64, (10, 300), 16), (1000, (275, 418), 275),
                                                  (64, (100, 100), 64)])
 def test_patches_larger_than_the_image_shrink(patch, hw, expected):

@@ -59,6 +59,9 @@ def refiner_options(f):
         click.option("--max-change", type=click.FloatRange(0), default=None,
                      help="Do-no-harm guard: a mask whose refinement would change more than this share of its "
                           "area keeps its coarse mask; 0: off [the model's]."),
+        click.option("--min-mask-confidence", type=click.FloatRange(0), default=None,
+                     help="Do-no-harm guard: a mask whose changed pixels have a mean |logit| below this keeps its "
+                          "coarse mask; 0: off [the model's]."),
         click.option("--edge-skip", type=click.FloatRange(0, 1, min_open=True), default=None,
                      help="Skip boxes whose coarse boundary already follows the image's strongest edge "
                           "(alignment >= this, e.g. 0.5) [off: refine every box]."),

@@ -44,7 +44,7 @@ def init_net(config: "TrainConfig") -> tuple["RefinementModel", str]:
 
 
 GEOMETRY = ("patch_size", "input_size", "padding")  # fields a fine-tune may change: the weights do not depend on them
-INFERENCE = ("min_move", "min_confidence", "max_change", "consensus", "provenance")  # settings that travel with a model but say nothing about its weights
+INFERENCE = ("min_move", "min_confidence", "max_change", "min_mask_confidence", "consensus", "provenance")  # settings that travel with a model but say nothing about its weights
 GROWS_FROM = {"mobilenet_v2_fine": "mobilenet_v2"}  # preset -> the preset whose weights it starts from, adding zero-init layers
 
 
