@@ -89,10 +89,12 @@ class Refiner:
             (photos unchanged, 99% of the CamVid gain, 9 fewer nuclei made worse); off for ``people`` (no
             photo is redrawn that much) and ``street`` (small segments of a label map are rightly redrawn
             by more): docs/results.md, "Do no harm: a bound on how much of a mask may change".
-        min_mask_confidence: a mask whose changed pixels (those the other per-pixel guards let through) have
-            a mean |logit| below this keeps its coarse mask whole: a refinement that is unsure as a whole
-            is more often noise on a good boundary than a correction. 0: off. None (default): the model's
-            (docs/results.md, "Do no harm: how sure a mask's refinement is as a whole").
+        min_mask_confidence: a mask whose changed pixels (those the per-pixel guards let through) have a
+            mean |logit| below this changes nothing: a refinement that is unsure as a whole is more often
+            noise on a good boundary than a correction. In label maps and panoptic maps such a segment
+            claims nothing (unlike ``max_change``, other segments may still take its pixels). 0: off.
+            None (default): the model's (docs/results.md, "Do no harm: how sure a mask's refinement is as
+            a whole").
         edge_skip: skip boxes whose coarse boundary already follows the strongest image edge near it
             (``bprefine.selection``; alignment in [0, 1] at least ``edge_skip``). None (default): refine
             every box. Measured at 0.5: 14% fewer boxes on person photos for -0.12 boundary IoU, but 47%
@@ -283,7 +285,8 @@ class Refiner:
 
     def pixel_guard(self, acc: PatchAccumulator, coarse: np.ndarray) -> np.ndarray | None:
         """``allowed`` before ``max_change``: the per-pixel guards (``move_limit``, ``min_confidence``,
-        ``min_move``) as an (h, w) bool map over ``acc``'s buffer, or None when none is on."""
+        ``min_move``), then ``min_mask_confidence`` (nothing is allowed when the pixels they let change
+        have a mean |logit| below it), as an (h, w) bool map over ``acc``'s buffer, or None when none is on."""
         allowed = None
         if self.move_limit is not None:
             limit = max(2.0, self.move_limit * float(np.sqrt(coarse.sum())))
@@ -294,22 +297,24 @@ class Refiner:
         if self.min_move > 0:
             moved = acc.moved_boxes(coarse, self.min_move)
             allowed = moved if allowed is None else allowed & moved
+        if self.min_mask_confidence > 0:
+            changed = (acc.count > 0) & ((acc.logit_sum > 0) != acc.region(coarse))  # as ``write_into`` decides
+            if allowed is not None:
+                changed &= allowed
+            if changed.any() and acc.confidence(changed) < self.min_mask_confidence:
+                return np.zeros(acc.count.shape, bool)
         return allowed
 
     def holds(self, acc: PatchAccumulator, coarse: np.ndarray, allowed: np.ndarray | None) -> bool:
-        """The mask-level guards: whether the H x W ``coarse`` mask keeps its coarse pixels whole because
-        its refinement, as far as the (h, w) ``allowed`` map (``pixel_guard``) lets it, would flip more
-        than ``max_change`` times its area, or flips pixels whose mean |logit| is below
-        ``min_mask_confidence``."""
-        if self.max_change <= 0 and self.min_mask_confidence <= 0:
+        """``max_change``: whether the H x W ``coarse`` mask keeps its coarse pixels whole because its
+        refinement, as far as the (h, w) ``allowed`` map (``pixel_guard``) lets it, would flip more than
+        ``max_change`` times its area."""
+        if self.max_change <= 0:
             return False
         changed = (acc.count > 0) & ((acc.logit_sum > 0) != acc.region(coarse))  # as ``write_into`` decides
         if allowed is not None:
             changed &= allowed
-        n = np.count_nonzero(changed)
-        if self.max_change > 0 and n > self.max_change * max(np.count_nonzero(coarse), 1):
-            return True
-        return bool(n) and self.min_mask_confidence > 0 and acc.confidence(changed) < self.min_mask_confidence
+        return np.count_nonzero(changed) > self.max_change * max(np.count_nonzero(coarse), 1)
 
     def patch_for(self, image_hw: tuple[int, int]) -> int:
         """The patch side used on an image of this size (see the class docstring)."""

@@ -263,6 +263,7 @@ def test_a_model_that_ships_with_min_mask_confidence_applies_it_unless_told_othe
 
 def test_min_mask_confidence_drops_a_segment_s_claims_in_disjoint_refinement(rng):
     from bprefine.tasks import refine_exclusive
+    from bprefine.tasks.exclusive import coarse_owner
 
     image, masks = _bright_left(rng), _square_and_speck()
     net = model_with(SureWhereBrightNet(8), patch_size=16)
@@ -270,6 +271,19 @@ def test_min_mask_confidence_drops_a_segment_s_claims_in_disjoint_refinement(rng
     guarded = refine_exclusive(Refiner(net, min_mask_confidence=2.0), image, masks)
     assert (free == 1).sum() > 16 and (guarded == 1).sum() == 16  # the unsure speck's claims are dropped
     assert np.array_equal(guarded == 0, free == 0)  # the sure rectangle's are kept
+    touching = masks.copy()
+    touching[1] = False
+    touching[1, 40:44, 20:24] = True  # on white, right below the rectangle, which grows into its top row
+    sure = refine_exclusive(Refiner(net, min_mask_confidence=2.0), image, touching)
+    assert np.array_equal(sure, refine_exclusive(Refiner(net), image, touching))  # both sure: as without the guard
+    unsure = refine_exclusive(Refiner(net, min_mask_confidence=5.0), image, touching)  # neither is sure enough
+    assert np.array_equal(unsure, coarse_owner(touching))
+    image[38:47, 17:27] = 0  # the speck now lies on black: unsure of itself, while the rectangle stays sure
+    guarded = refine_exclusive(Refiner(net, min_mask_confidence=2.0), image, touching)
+    assert (guarded[40, 20:24] == 0).all()  # the sure rectangle takes the unsure speck's top row
+    assert ((guarded == 1) == (touching[1] & (np.arange(80)[:, None] > 40))).all()  # the speck claims nothing
+    held = refine_exclusive(Refiner(net, max_change=0.5), image, touching)  # max_change holds the speck whole
+    assert (held == 1).sum() == 16
 
 
 @pytest.mark.parametrize("patch, hw, expected", [(64, (40, 300), 40), (64, (10, 300), 16), (1000, (275, 418), 275),

@@ -1,4 +1,5 @@
-"""scripts/cascade_study.py, scripts/int8_panoptic.py, scripts/change_share.py, scripts/soup_models.py and benchmarks/int8_vs_float.py: the parts
+"""scripts/cascade_study.py, scripts/int8_panoptic.py, scripts/change_share.py, scripts/mask_confidence.py,
+scripts/soup_models.py and benchmarks/int8_vs_float.py: the parts
 that decide what is measured."""
 
 from __future__ import annotations
@@ -93,6 +94,34 @@ def test_change_share_counts_flips_per_coarse_pixel_under_the_pixel_guards():
     assert refined[1].sum() == 36 and refined[0].sum() == 1344
     sure, _ = flip_shares(Refiner(model_with(Grow(), patch_size=16), min_confidence=2.0), image, masks)
     assert (sure == 0).all()  # the margin is applied: logits of +-1 change nothing
+
+
+def test_mask_confidence_records_what_the_refiner_s_mask_guard_decides_on():
+    import torch
+    from bpr_helpers import model_with
+    from bprefine.refine import Refiner
+    from mask_confidence import change_records, held
+
+    class SureWhereBright(torch.nn.Module):  # grows 1 image px; |logit| 4 on white pixels, 1 on black ones
+        def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            grown = torch.nn.functional.max_pool2d(mask, 17, stride=1, padding=8)
+            return grown * (1 + 3 * (image[:, :1] > 0).float())
+
+    masks = np.zeros((3, 80, 80), bool)
+    masks[0, 10:40, 10:50] = True  # on white
+    masks[1, 60:64, 60:64] = True  # on black
+    image = np.zeros((80, 80, 3), np.uint8)
+    image[:, :56] = 255
+    net = model_with(SureWhereBright(), patch_size=16)
+    shares, confidence, refined = change_records(Refiner(net), image, masks)
+    assert np.allclose(shares, [144 / 1200, 20 / 16, 0]) and np.allclose(confidence, [4, 1, 0], atol=0.3)  # resizing blurs a little
+    rec = {"share": shares, "confidence": confidence}
+    assert held(rec, 0, 2.0).tolist() == [False, True, False]  # an empty mask flips nothing: never held
+    assert held(rec, 0.5, 0).tolist() == [False, True, False]  # max_change alone
+    for threshold in (0.5, 2.0, 5.0):
+        guarded = Refiner(net, min_mask_confidence=threshold).refine_instances(image, masks)
+        expected = np.where(held(rec, 0, threshold)[:, None, None], masks, refined)
+        assert np.array_equal(guarded, expected)
 
 
 def test_a_speed_spec_names_flip_nms_and_guard_settings():
