@@ -296,8 +296,7 @@ class PatchAccumulator:
     def confidence(self, where: np.ndarray) -> float:
         """The mean |mean logit| over the pixels of the (h, w) bool map ``where`` (0.0 when it is empty):
         how sure the patches are, as a whole, of their decision there."""
-        mean, _ = self.mean_logits()
-        values = np.abs(mean[where])
+        values = np.abs(self.logit_sum[where] / np.maximum(self.count[where], 1))  # only where asked: cheap
         return float(values.mean()) if values.size else 0.0
 
     def region(self, array: np.ndarray) -> np.ndarray:
