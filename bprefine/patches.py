@@ -293,6 +293,12 @@ class PatchAccumulator:
         covered = self.count > 0
         return self.logit_sum / np.maximum(self.count, 1), covered
 
+    def flips(self, coarse: np.ndarray, allowed: np.ndarray | None = None) -> np.ndarray:
+        """(h, w) bool over this buffer: the pixels ``write_into`` would flip in the H x W ``coarse`` mask
+        (only ``allowed`` ones, an (h, w) bool map, when given)."""
+        flipped = (self.count > 0) & ((self.logit_sum > 0) != self.region(coarse).astype(bool, copy=False))
+        return flipped if allowed is None else flipped & allowed
+
     def confidence(self, where: np.ndarray) -> float:
         """The mean |mean logit| over the pixels of the (h, w) bool map ``where`` (0.0 when it is empty):
         how sure the patches are, as a whole, of their decision there."""
@@ -323,8 +329,7 @@ class PatchAccumulator:
         was; a box the network redraws keeps its changes (where boxes overlap, the moved one wins).
         """
         crop = self.region(coarse).astype(bool)
-        covered = self.count > 0
-        changed = covered & ((self.logit_sum > 0) != crop)
+        changed = self.flips(coarse)
         edge = boundary_map(crop)
         out = np.zeros(crop.shape, bool)
         ox, oy = self.origin_xy

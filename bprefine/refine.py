@@ -298,9 +298,7 @@ class Refiner:
             moved = acc.moved_boxes(coarse, self.min_move)
             allowed = moved if allowed is None else allowed & moved
         if self.min_mask_confidence > 0:
-            changed = (acc.count > 0) & ((acc.logit_sum > 0) != acc.region(coarse))  # as ``write_into`` decides
-            if allowed is not None:
-                changed &= allowed
+            changed = acc.flips(coarse, allowed)
             if changed.any() and acc.confidence(changed) < self.min_mask_confidence:
                 return np.zeros(acc.count.shape, bool)
         return allowed
@@ -311,9 +309,7 @@ class Refiner:
         ``max_change`` times its area."""
         if self.max_change <= 0:
             return False
-        changed = (acc.count > 0) & ((acc.logit_sum > 0) != acc.region(coarse))  # as ``write_into`` decides
-        if allowed is not None:
-            changed &= allowed
+        changed = acc.flips(coarse, allowed)
         return np.count_nonzero(changed) > self.max_change * max(np.count_nonzero(coarse), 1)
 
     def patch_for(self, image_hw: tuple[int, int]) -> int:

@@ -37,8 +37,9 @@ def change_records(refiner: Refiner, image: np.ndarray, masks: np.ndarray
     for k, acc in enumerate(refiner.accumulate(image, masks)):
         if acc is None:
             continue
-        acc.write_into(refined[k], refiner.pixel_guard(acc, masks[k]))
-        flipped = acc.region(refined[k] != masks[k])
+        allowed = refiner.pixel_guard(acc, masks[k])
+        flipped = acc.flips(masks[k], allowed)
+        acc.write_into(refined[k], allowed)
         shares[k] = np.count_nonzero(flipped) / max(np.count_nonzero(masks[k]), 1)
         confidence[k] = acc.confidence(flipped)
     return shares, confidence, refined

@@ -232,6 +232,13 @@ def test_accumulator_confidence_is_the_mean_absolute_logit_where_asked():
     where[0, [0, 2, 5]] = True  # mean logits -2, 0.5 (overlap), 3
     assert acc.confidence(where) == pytest.approx((2 + 0.5 + 3) / 3)
     assert acc.confidence(np.zeros((4, 6), bool)) == 0.0
+    coarse = np.zeros((4, 6), bool)
+    coarse[:, :3] = True  # columns 0-1 (mean logit -2) leave it, columns 3-5 (+3) join it
+    flips = acc.flips(coarse)
+    assert flips[:, :2].all() and not flips[:, 2].any() and flips[:, 3:].all()  # 0.5 > 0 keeps column 2 inside
+    allowed = np.zeros((4, 6), bool)
+    allowed[0] = True
+    assert np.array_equal(acc.flips(coarse, allowed), flips & allowed)
 
 
 def test_min_mask_confidence_keeps_a_mask_whose_changes_are_unsure_as_a_whole(rng):
