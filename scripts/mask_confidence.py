@@ -66,7 +66,8 @@ def dsb_records(refiner: Refiner, data: Path) -> dict[str, dict[str, np.ndarray]
 
 
 def held(rec: dict[str, np.ndarray], max_change: float, threshold: float) -> np.ndarray:
-    """(N,) bool: the masks the mask-level guards keep whole, as ``Refiner.holds`` decides."""
+    """(N,) bool: the masks left unchanged by ``min_mask_confidence`` at ``threshold`` or by ``max_change``,
+    as the Refiner decides (``pixel_guard``, then ``holds``)."""
     flips = rec["share"] > 0
     over = (rec["share"] > max_change) if max_change > 0 else np.zeros(len(flips), bool)
     return flips & (over | (rec["confidence"] < threshold))

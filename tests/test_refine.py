@@ -179,18 +179,6 @@ def test_max_change_counts_only_what_the_other_guards_let_through(rng):
                           np.stack([free[0], masks[1]]))
 
 
-def test_a_model_that_ships_with_max_change_applies_it_unless_told_otherwise(rng):
-    image, masks = _image(rng, 80, 80), _square_and_speck()
-    shipped = model_with(GrowNet(8), patch_size=16, max_change=0.5)
-    assert Refiner(shipped).max_change == 0.5
-    assert np.array_equal(Refiner(shipped).refine_instances(image, masks)[1], masks[1])
-    assert not np.array_equal(Refiner(shipped, max_change=0).refine_instances(image, masks)[1], masks[1])
-    with pytest.raises(ValueError, match="max_change"):
-        model_with(GrowNet(8), max_change=-0.1)
-    with pytest.raises(ValueError, match="max_change"):
-        Refiner(shipped, max_change=-1)
-
-
 def test_max_change_drops_a_segment_s_claims_in_disjoint_refinement(rng):
     from bprefine.tasks import refine_exclusive
 
@@ -215,7 +203,7 @@ class SureWhereBrightNet(GrowNet):
         return super().forward(image, mask) * (1 + 3 * (image[:, :1] > 0).float())
 
 
-def _bright_left(rng) -> np.ndarray:
+def _bright_left() -> np.ndarray:
     """An 80 x 80 image, white left of column 56 (the rectangle of ``_square_and_speck``), black right of it."""
     image = np.zeros((80, 80, 3), np.uint8)
     image[:, :56] = 255
@@ -241,8 +229,8 @@ def test_accumulator_confidence_is_the_mean_absolute_logit_where_asked():
     assert np.array_equal(acc.flips(coarse, allowed), flips & allowed)
 
 
-def test_min_mask_confidence_keeps_a_mask_whose_changes_are_unsure_as_a_whole(rng):
-    image, masks = _bright_left(rng), _square_and_speck()
+def test_min_mask_confidence_keeps_a_mask_whose_changes_are_unsure_as_a_whole():
+    image, masks = _bright_left(), _square_and_speck()
     net = model_with(SureWhereBrightNet(8), patch_size=16)  # the rectangle grows at |logit| 4, the speck at 1
     free = Refiner(net).refine_instances(image, masks)
     assert (free[0].sum() > masks[0].sum()) and (free[1].sum() > masks[1].sum())
@@ -256,23 +244,24 @@ def test_min_mask_confidence_keeps_a_mask_whose_changes_are_unsure_as_a_whole(rn
                           margin)
 
 
-def test_a_model_that_ships_with_min_mask_confidence_applies_it_unless_told_otherwise(rng):
-    image, masks = _bright_left(rng), _square_and_speck()
-    shipped = model_with(SureWhereBrightNet(8), patch_size=16, min_mask_confidence=2.0)
-    assert Refiner(shipped).min_mask_confidence == 2.0
+@pytest.mark.parametrize("guard, value, net", [("max_change", 0.5, GrowNet), ("min_mask_confidence", 2.0, SureWhereBrightNet)])
+def test_a_model_that_ships_with_a_mask_guard_applies_it_unless_told_otherwise(rng, guard, value, net):
+    image, masks = (_image(rng, 80, 80) if net is GrowNet else _bright_left()), _square_and_speck()
+    shipped = model_with(net(8), patch_size=16, **{guard: value})
+    assert getattr(Refiner(shipped), guard) == value
     assert np.array_equal(Refiner(shipped).refine_instances(image, masks)[1], masks[1])
-    assert not np.array_equal(Refiner(shipped, min_mask_confidence=0).refine_instances(image, masks)[1], masks[1])
-    with pytest.raises(ValueError, match="min_mask_confidence"):
-        model_with(GrowNet(8), min_mask_confidence=-0.1)
-    with pytest.raises(ValueError, match="min_mask_confidence"):
-        Refiner(shipped, min_mask_confidence=-1)
+    assert not np.array_equal(Refiner(shipped, **{guard: 0}).refine_instances(image, masks)[1], masks[1])
+    with pytest.raises(ValueError, match=guard):
+        model_with(GrowNet(8), **{guard: -0.1})
+    with pytest.raises(ValueError, match=guard):
+        Refiner(shipped, **{guard: -1})
 
 
-def test_min_mask_confidence_drops_a_segment_s_claims_in_disjoint_refinement(rng):
+def test_min_mask_confidence_drops_a_segment_s_claims_in_disjoint_refinement():
     from bprefine.tasks import refine_exclusive
     from bprefine.tasks.exclusive import coarse_owner
 
-    image, masks = _bright_left(rng), _square_and_speck()
+    image, masks = _bright_left(), _square_and_speck()
     net = model_with(SureWhereBrightNet(8), patch_size=16)
     free = refine_exclusive(Refiner(net), image, masks)
     guarded = refine_exclusive(Refiner(net, min_mask_confidence=2.0), image, masks)
