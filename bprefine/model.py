@@ -19,6 +19,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 INPUT_SIZES = (64, 128, 256, 512)
+DEFAULT_NMS_THRESHOLD = 0.1  # 38-45% of the patches of 0.55 at its accuracy on every domain (docs/benchmarks.md)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class ModelConfig:
     consensus: bool = False  # disjoint masks change hands only where both refinements agree (Refiner's default)
     max_change: float = 0.0  # the largest share of a mask's area its refinement may change, 0: off (Refiner's default)
     min_mask_confidence: float = 0.0  # the mean logit margin a mask's changes need as a whole, 0: off (Refiner's default)
+    nms_threshold: float = DEFAULT_NMS_THRESHOLD  # boundary-box NMS IoU the model is measured at (Refiner's default)
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -58,6 +60,8 @@ class ModelConfig:
             raise ValueError(f"max_change must be at least 0, got {self.max_change}")
         if not self.min_mask_confidence >= 0:
             raise ValueError(f"min_mask_confidence must be at least 0, got {self.min_mask_confidence}")
+        if not 0.0 <= self.nms_threshold <= 1.0:
+            raise ValueError(f"nms_threshold must lie in [0, 1], got {self.nms_threshold}")
         if self.mask_std <= 0 or min(self.image_std) <= 0:
             raise ValueError(f"image_std and mask_std must be positive, got {self.image_std} / {self.mask_std}")
 
@@ -126,7 +130,7 @@ def model_card(name: str) -> dict[str, Any]:
     return {"name": name, "card": prov.get("card", ""), "preset": config.preset, "input_size": config.input_size,
             "patch_size": config.patch_size, "min_move": config.min_move, "min_confidence": config.min_confidence,
             "consensus": config.consensus, "max_change": config.max_change,
-            "min_mask_confidence": config.min_mask_confidence,
+            "min_mask_confidence": config.min_mask_confidence, "nms_threshold": config.nms_threshold,
             "iterations": prov.get("iterations"),
             "recipe": prov.get("recipe", "")}
 

@@ -15,14 +15,13 @@ import torch
 
 from bprefine.data.images import binarize_mask
 from bprefine.engine import FlipEngine, make_engine, resolve_device
-from bprefine.model import ModelConfig, RefinementModel, bundled_int8, bundled_models, load_model
+from bprefine.model import DEFAULT_NMS_THRESHOLD, ModelConfig, RefinementModel, bundled_int8, bundled_models, load_model
 from bprefine.patches import SCHEMES, PatchAccumulator, extract_boxes, mask_bbox
 from bprefine.pipeline import Job, make_plan, run_plan
 from bprefine.quantize import calibration_batches
 from bprefine.tasks import refine_exclusive, refine_panoptic, refine_semantic
 
 DEFAULT_BATCH_SIZE = 32
-DEFAULT_NMS_THRESHOLD = 0.1  # 38-45% of the patches of 0.55 at its accuracy on every domain (docs/benchmarks.md)
 DEFAULT_SCHEME = "dense"
 DEFAULT_MIN_AREA = 16
 
@@ -55,8 +54,9 @@ class Refiner:
         batch_size: patches per network call.
         nms_threshold: IoU above which overlapping boundary boxes are suppressed (``"dense"`` scheme);
             between 0.1 and 1, higher keeps more patches (slower; below 0.1 boxes stop overlapping and
-            gaps are covered again, so there are more). Default 0.1: measured on person photos, nuclei and
-            street scenes (docs/benchmarks.md) it refines 38-45% of the patches of the paper's 0.55 and
+            gaps are covered again, so there are more). None (default): the model's, ``DEFAULT_NMS_THRESHOLD``
+            (0.1) unless its config says otherwise: measured with ``default`` on person photos, nuclei and
+            street scenes (docs/benchmarks.md), 0.1 refines 38-45% of the patches of the paper's 0.55 and
             80-95% of those of 0.25, within 0.11 points of either's accuracy.
         patch_size: side of the boundary boxes in image pixels; None takes the model's.
         padding: context added around each box (cropped, never pasted back); None takes the model's.
@@ -117,7 +117,7 @@ class Refiner:
         *,
         device: str | torch.device = "cpu",
         batch_size: int = DEFAULT_BATCH_SIZE,
-        nms_threshold: float = DEFAULT_NMS_THRESHOLD,
+        nms_threshold: float | None = None,
         patch_size: int | None = None,
         padding: int | None = None,
         scheme: str = DEFAULT_SCHEME,
@@ -137,7 +137,7 @@ class Refiner:
             raise ValueError(f"unknown patch scheme {scheme!r}; choose one of {SCHEMES}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        if not 0.0 <= nms_threshold <= 1.0:
+        if nms_threshold is not None and not 0.0 <= nms_threshold <= 1.0:
             raise ValueError(f"nms_threshold must lie in [0, 1], got {nms_threshold}")
         if patch_size is not None and patch_size < 4:
             raise ValueError(f"patch_size must be at least 4, got {patch_size}")
@@ -161,7 +161,7 @@ class Refiner:
         if flip:
             self.engine = FlipEngine(self.engine)
         self.batch_size = batch_size
-        self.nms_threshold = nms_threshold
+        self.nms_threshold = self.model.config.nms_threshold if nms_threshold is None else nms_threshold
         self.patch_size = patch_size or self.model.config.patch_size
         self.padding = self.model.config.padding if padding is None else padding
         self.scheme = scheme

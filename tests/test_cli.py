@@ -321,6 +321,27 @@ def test_nms_threshold_option_and_its_alias(tmp_path, model_path, flag):
     assert not (tmp_path / "p").exists()
 
 
+def test_nms_threshold_defaults_to_the_model_s(tmp_path, monkeypatch):
+    import bprefine.refine
+
+    dense = save_model(RefinementModel.untrained(ModelConfig(input_size=64, nms_threshold=0.55)), tmp_path / "dense")
+    images, masks, _ = _one_pair(tmp_path, (40, 50))
+    seen = []
+
+    def spy(mask, **kw):
+        seen.append(kw["nms_threshold"])
+        return real(mask, **kw)
+
+    real = bprefine.refine.extract_boxes
+    monkeypatch.setattr("bprefine.refine.extract_boxes", spy)
+    for out, extra, expected in (("a", (), 0.55), ("b", ("--nms-threshold", 0.3), 0.3)):
+        seen.clear()
+        res = _run("refine", "masks", "--images", images, "--masks", masks, "--out", tmp_path / out,
+                   "--model", dense, *extra)
+        assert res.exit_code == 0, res.output
+        assert seen and set(seen) == {expected}
+
+
 @pytest.mark.parametrize("name", ["../x.png", "../../png/x.png", "/etc/x.png", "a/../../x.png", 7, ""])
 def test_refine_panoptic_refuses_names_that_leave_their_folder(tmp_path, model_path, name):
     images, pan = tmp_path / "img", tmp_path / "pan"
@@ -378,12 +399,14 @@ def test_models_lists_every_bundled_model_with_its_card():
     assert [c["name"] for c in cards] == bundled_models() and "default" in bundled_models()
     assert all(c["card"] for c in cards)
     assert {c["name"]: c["min_move"] for c in cards}["people"] == 0.5  # people ships with its guard on
-    assert "people     mobilenet_v2, input 256, patch 128, guard min_move 0.5 + min_confidence 0.1: " in _run("models").output
+    assert "people     mobilenet_v2, input 256, patch 128, NMS 0.1, guard min_move 0.5 + min_confidence 0.1: " in _run("models").output
+    nms = {c["name"]: c["nms_threshold"] for c in cards}
+    assert set(nms.values()) == {0.1}  # every bundled model boxes at the library's default (docs/benchmarks.md)
     consensus = {c["name"]: c["consensus"] for c in cards}
     assert consensus["street"] and not consensus["default"]  # street ships with the consensus rule on
     margins = {c["name"]: c["min_confidence"] for c in cards}
     assert margins["street"] == 0.25 and margins["people"] == margins["default"] == margins["nuclei"] == 0.1
-    assert "street     mobilenet_v2, input 128, patch 64, guard min_confidence 0.25, consensus: " in _run("models").output
+    assert "street     mobilenet_v2, input 128, patch 64, NMS 0.1, guard min_confidence 0.25, consensus: " in _run("models").output
 
 
 def test_refine_masks_in_two_processes_writes_the_same_files(tmp_path, model_path):

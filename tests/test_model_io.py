@@ -135,3 +135,21 @@ def test_a_soup_refuses_networks_that_differ(tmp_path):
             average_models([a, a], bad)
     with pytest.raises(ValueError, match="at least one model"):
         average_models([])
+
+
+@pytest.mark.parametrize("name", ["default", "people", "nuclei", "street"])
+def test_a_bundled_model_runs_with_the_settings_its_recipe_names(name):
+    """Retraining from the recorded recipe gives a model that refines as the bundled one does (same
+    network, boxes, guards and NMS threshold): the recipe's ``model:`` section is the bundled config."""
+    import re
+    from dataclasses import asdict
+    from pathlib import Path
+
+    import yaml
+
+    from bprefine.model import WEIGHTS_DIR
+
+    bundled = ModelConfig.from_json(json.loads((WEIGHTS_DIR / f"{name}.json").read_text()))
+    recipe = re.search(r"--config (\S+)", bundled.provenance["recipe"]).group(1)
+    model = yaml.safe_load((Path(__file__).resolve().parents[1] / recipe).read_text())["model"]
+    assert asdict(replace_config(bundled, provenance={})) == asdict(ModelConfig.from_json(model, where=recipe))

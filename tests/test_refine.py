@@ -257,6 +257,19 @@ def test_a_model_that_ships_with_a_mask_guard_applies_it_unless_told_otherwise(r
         Refiner(shipped, **{guard: -1})
 
 
+def test_a_model_that_ships_with_an_nms_threshold_boxes_at_it_unless_told_otherwise(rng):
+    mask = random_blobs(rng, 160, 200, 1)[0]
+    dense = model_with(IdentityNet(), patch_size=32, nms_threshold=0.55)
+    assert Refiner(dense).nms_threshold == 0.55 and Refiner(model_with(IdentityNet())).nms_threshold == 0.1
+    shipped, plain = Refiner(dense).boxes_for(mask), Refiner(dense, nms_threshold=0.1).boxes_for(mask)
+    assert len(shipped) > len(plain) > 0
+    assert np.array_equal(plain, Refiner(model_with(IdentityNet(), patch_size=32)).boxes_for(mask))
+    with pytest.raises(ValueError, match="nms_threshold"):
+        model_with(IdentityNet(), nms_threshold=1.5)
+    with pytest.raises(ValueError, match="nms_threshold"):
+        Refiner(dense, nms_threshold=-0.1)
+
+
 def test_min_mask_confidence_drops_a_segment_s_claims_in_disjoint_refinement():
     from bprefine.tasks import refine_exclusive
     from bprefine.tasks.exclusive import coarse_owner

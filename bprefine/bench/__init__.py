@@ -22,7 +22,7 @@ from bprefine.bench.inprocess import pipeline_ms, preset_patches_per_s
 from bprefine.bench.scenes import synthetic_scene
 from bprefine.hardware import cpu_features, describe_cpu
 from bprefine.nets import PRESETS
-from bprefine.refine import DEFAULT_NMS_THRESHOLD, Refiner
+from bprefine.refine import Refiner
 
 __all__ = ["run_bench", "pipeline_ms", "preset_patches_per_s", "synthetic_scene"]
 
@@ -48,8 +48,8 @@ def run_bench(*, presets: list[str] | None = None, repeats: int = 5, quick: bool
               model: str = "default", nms_threshold: float | None = None, folder_images: int = 500,
               as_json: bool = False) -> dict:
     """Run every part and print it (``as_json``: one JSON object); ``folder_images=0`` skips the folder run."""
-    thr = DEFAULT_NMS_THRESHOLD if nms_threshold is None else nms_threshold
-    refiner = Refiner(model, engine=engine, nms_threshold=thr)
+    refiner = Refiner(model, engine=engine, nms_threshold=nms_threshold)
+    thr = refiner.nms_threshold
     report: dict = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": cpu_features(),
                     "engine": refiner.engine.name,
                     "model": model, "nms_threshold": thr, "repeats": repeats}

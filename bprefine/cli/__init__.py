@@ -105,7 +105,8 @@ def models(as_json: bool) -> None:
         guards = [f"{k} {c[k]}" for k in ("min_move", "min_confidence", "max_change", "min_mask_confidence") if c[k]]
         guard = ", guard " + " + ".join(guards) if guards else ""
         guard += ", consensus" if c["consensus"] else ""
-        click.echo(f"{c['name']:<10} {c['preset']}, input {c['input_size']}, patch {c['patch_size']}{guard}: {c['card']}")
+        click.echo(f"{c['name']:<10} {c['preset']}, input {c['input_size']}, patch {c['patch_size']}, "
+                   f"NMS {c['nms_threshold']}{guard}: {c['card']}")
 
 
 @main.command()

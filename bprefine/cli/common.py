@@ -32,14 +32,15 @@ def refiner_options(f):
     """Options shared by every refine command; choices and defaults come from the library."""
     from bprefine.engine import ENGINES
     from bprefine.patches import SCHEMES
-    from bprefine.refine import DEFAULT_BATCH_SIZE, DEFAULT_NMS_THRESHOLD, DEFAULT_SCHEME
+    from bprefine.refine import DEFAULT_BATCH_SIZE, DEFAULT_SCHEME
 
     options = [
         click.option("--model", default="default", show_default=True,
                      help="A bundled model's name or a model file (.safetensors beside its .json)."),
         click.option("--nms-threshold", "--nms-thr", "nms_threshold", type=click.FloatRange(0, 1),
-                     default=DEFAULT_NMS_THRESHOLD, show_default=True,
-                     help="NMS IoU threshold for boundary patches (higher: more patches, better, slower)."),
+                     default=None,
+                     help="NMS IoU threshold for boundary patches (higher: more patches, better, slower) "
+                          "[the model's: 0.1 for every bundled model]."),
         click.option("--patch-size", type=click.IntRange(4), default=None, help="Boundary patch side in pixels [model's]."),
         click.option("--scheme", type=click.Choice(SCHEMES), default=DEFAULT_SCHEME, show_default=True,
                      help="How boundary boxes are chosen: dense (boxes + NMS), grid, or the whole instance."),
