@@ -15,7 +15,7 @@ import torch
 
 from bprefine.data.images import binarize_mask
 from bprefine.engine import FlipEngine, make_engine, resolve_device
-from bprefine.model import DEFAULT_NMS_THRESHOLD, ModelConfig, RefinementModel, bundled_int8, bundled_models, load_model
+from bprefine.model import ModelConfig, RefinementModel, bundled_int8, bundled_models, load_model
 from bprefine.patches import SCHEMES, PatchAccumulator, extract_boxes, mask_bbox
 from bprefine.pipeline import Job, make_plan, run_plan
 from bprefine.quantize import calibration_batches
@@ -54,9 +54,9 @@ class Refiner:
         batch_size: patches per network call.
         nms_threshold: IoU above which overlapping boundary boxes are suppressed (``"dense"`` scheme);
             between 0.1 and 1, higher keeps more patches (slower; below 0.1 boxes stop overlapping and
-            gaps are covered again, so there are more). None (default): the model's, ``DEFAULT_NMS_THRESHOLD``
-            (0.1) unless its config says otherwise: measured with ``default`` on person photos, nuclei and
-            street scenes (docs/benchmarks.md), 0.1 refines 38-45% of the patches of the paper's 0.55 and
+            gaps are covered again, so there are more). None (default): the model's,
+            ``bprefine.model.DEFAULT_NMS_THRESHOLD`` (0.1) unless its config says otherwise: measured with
+            ``default`` on person photos, nuclei and street scenes (docs/benchmarks.md), 0.1 refines 38-45% of the patches of the paper's 0.55 and
             80-95% of those of 0.25, within 0.11 points of either's accuracy.
         patch_size: side of the boundary boxes in image pixels; None takes the model's.
         padding: context added around each box (cropped, never pasted back); None takes the model's.
